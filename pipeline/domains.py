@@ -1,0 +1,101 @@
+"""Build one domain folder: its manifests (`<split>.parquet`) and the files they point to.
+
+A domain is one entry of `data.domains` in params.yaml: either the embedded procedural world
+(`format: world`, with `city`, `condition` and image counts per split) or a real data set in its own layout
+(`format: cityscapes | gta5 | ...`, with `root`, the splits to read and an optional row limit per split).
+The folder is built in a temporary sibling and renamed into place, so a failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline import world
+from pipeline.atomic import atomic_dir
+from pipeline.errors import InputError
+from pipeline.manifest import file_sha256, write_manifest
+from pipeline.readers import READERS, read_split
+
+WORLD_KEYS = {"format", "city", "condition", "splits", "params"}
+READER_KEYS = {"format", "root", "splits", "options"}
+
+
+def check_spec(name: str, spec: dict) -> None:
+    """Reject a domain entry of params.yaml that cannot be built, before any work is done."""
+    where = f"params.yaml data.domains.{name}"
+    if not isinstance(spec, dict) or "format" not in spec:
+        raise InputError(where, "no `format`", f"set format to world or one of: {', '.join(READERS)}")
+    fmt = spec["format"]
+    if fmt != "world" and fmt not in READERS:
+        raise InputError(where, f"unknown format {fmt!r}", f"use world or one of: {', '.join(READERS)}")
+    allowed = WORLD_KEYS if fmt == "world" else READER_KEYS
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise InputError(where, f"unknown key {unknown[0]!r}", f"{fmt} domains take: {', '.join(sorted(allowed))}")
+    splits = spec.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        raise InputError(where, "no `splits`", "list the splits to build, e.g. splits: {train: 500, val: 100}")
+    if fmt == "world":
+        if spec.get("city") not in world.CITIES:
+            raise InputError(where, f"unknown city {spec.get('city')!r}", f"use one of: {', '.join(world.CITIES)}")
+        if spec.get("condition") not in world.CONDITIONS:
+            raise InputError(where, f"unknown condition {spec.get('condition')!r}",
+                             f"use one of: {', '.join(world.CONDITIONS)}")  # fmt: skip
+        bad = {s: n for s, n in splits.items() if not isinstance(n, int) or n < 0}
+        if bad:
+            raise InputError(where, f"split sizes must be counts, got {bad}", "give each split a number of images")
+    elif "root" not in spec:
+        raise InputError(where, "no `root`", f"set root to the folder that holds {READERS[fmt].expects}")
+
+
+def build_domain(name: str, spec: dict, world_cfg: dict, out_dir: str | Path, workers: int = 1) -> dict[str, int]:
+    """Write the domain folder `out_dir`; return the number of rows per split."""
+    check_spec(name, spec)
+    counts = {}
+    with atomic_dir(out_dir) as tmp:
+        for split, size in spec["splits"].items():
+            if spec["format"] == "world":
+                rows = _render_split(name, spec, world_cfg, split, size, tmp, workers)
+            else:
+                rows = read_split(spec["format"], spec["root"], split, tmp, size, **spec.get("options", {}))
+            for row in rows:
+                row["domain"] = name
+            write_manifest(rows, tmp / f"{split}.parquet")
+            counts[split] = len(rows)
+    return counts
+
+
+def _render_split(name: str, spec: dict, cfg: dict, split: str, size: int, out: Path, workers: int) -> list[dict]:
+    for sub in ("images", "labels", "depth"):
+        (out / sub / split).mkdir(parents=True, exist_ok=True)
+    jobs = [(name, spec, cfg, split, i, str(out)) for i in range(size)]
+    desc = f"render {name} {split}"
+    if workers <= 1 or size < 16:
+        return [_render_one(job) for job in tqdm(jobs, desc=desc, unit="img")]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(_render_one, jobs, chunksize=8), total=size, desc=desc, unit="img"))
+
+
+def _render_one(job: tuple) -> dict:
+    name, spec, cfg, split, index, out = job
+    shot = world.render(cfg["seed"], spec["city"], spec["condition"], split, index, cfg["height"], cfg["width"],
+                        **spec.get("params", {}))  # fmt: skip
+    stem = f"{split}/{index:05d}.png"
+    paths = {k: f"{k}/{stem}" for k in ("images", "labels", "depth")}
+    depth_cm = np.clip(shot.depth * 100, 0, 65535).astype(np.uint16)
+    for key, array in (("images", cv2.cvtColor(shot.image, cv2.COLOR_RGB2BGR)), ("labels", shot.label),
+                       ("depth", depth_cm)):  # fmt: skip
+        if not cv2.imwrite(os.path.join(out, paths[key]), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f"could not write {os.path.join(out, paths[key])}")
+    height, width = shot.label.shape
+    return {
+        "id": f"{name}-{split}-{index:05d}", "image": paths["images"], "label": paths["labels"], "depth": paths["depth"],
+        "boxes": shot.boxes, "dataset": "world", "city": spec["city"], "condition": spec["condition"], "split": split,
+        "width": width, "height": height, "sha256": file_sha256(os.path.join(out, paths["images"])),
+    }  # fmt: skip

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One-time setup: a virtual environment in .venv with dgsynth and its pinned stack.
+#
+# mmcv 2.1.0 ships no wheels on PyPI, so its CPU ops are compiled once (about 7 minutes on 2 cores) and the wheel is
+# kept in a wheel cache outside the repo ($DGSYNTH_WHEEL_CACHE, default ~/.cache/dgsynth/wheels); a second setup, even
+# from a fresh clone, takes seconds. A matching prebuilt wheel in ../shared/wheels is copied into that cache instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH=2.13.0
+MMCV=2.1.0
+CACHE=${DGSYNTH_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dgsynth/wheels}/torch-$TORCH
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+[ -x "$VENV/bin/python" ] || { say "creating $VENV with $($PYTHON --version)"; "$PYTHON" -m venv "$VENV"; }
+PY="$PWD/$VENV/bin/python"
+"$PY" -m pip install -q --disable-pip-version-check "uv==0.13.9"
+export VIRTUAL_ENV="$PWD/$VENV" UV_LINK_MODE=copy
+uv() { "$PWD/$VENV/bin/uv" "$@"; }
+
+# uv does not read pip's configuration: pass pip's find-links folders (a local torch CPU wheel, say) explicitly.
+mkdir -p "$CACHE"
+links=(--find-links "$CACHE")
+for d in $("$PY" -m pip config get global.find-links 2>/dev/null || true) ${PIP_FIND_LINKS:-}; do
+  [ -d "$d" ] && links+=(--find-links "$d")
+done
+
+tag=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+wheel=$(ls "$CACHE"/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
+if [ -z "$wheel" ]; then
+  shared=$(ls ../shared/wheels/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -n "$shared" ]; then
+    say "using prebuilt $(basename "$shared")"
+    cp "$shared" "$CACHE/"
+  else
+    say "building mmcv $MMCV with CPU ops against torch $TORCH (once; about 7 minutes on 2 cores)"
+    uv pip install -q "${links[@]}" "torch==$TORCH" "setuptools>=77.0.3,<81" ninja wheel
+    MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} CFLAGS="-O3 -g0 -DNDEBUG -fwrapv" \
+      "$PY" -m pip wheel -q --no-build-isolation --no-deps -w "$CACHE" "mmcv==$MMCV"
+  fi
+fi
+
+say "installing the pinned stack (requirements.lock) and dgsynth"
+uv pip install -q "${links[@]}" -r requirements.lock
+uv pip install -q --no-deps -e .
+
+"$PY" - <<'PY'
+import mmcv.ops, torch  # noqa: F401  (fails here, not in the first stage, when the ops did not build)
+print(f"[setup] ok: torch {torch.__version__}, mmcv ops load; activate with 'source .venv/bin/activate'")
+PY

@@ -1,0 +1,56 @@
+"""The `dgsynth` command: one subcommand per DVC stage, plus `doctor`. Bad input exits with code 2 and a fix."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from pipeline.errors import InputError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _fail(error: InputError) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def data(
+    domain: str = typer.Argument(..., help="a key of `data.domains` in params.yaml"),
+    workers: int = typer.Option(os.cpu_count() or 1, help="processes that render world images"),
+) -> None:
+    """Build data/domains/DOMAIN: manifests per split, with rendered (world) or converted (real data) files."""
+    from stages import data as stage
+
+    try:
+        counts = stage.run(domain, workers)
+    except InputError as error:
+        _fail(error)
+    typer.echo(f"{domain}: " + ", ".join(f"{split} {n} images" for split, n in counts.items()))
+
+
+@app.command()
+def gallery() -> None:
+    """Draw reports/data/gallery.png: a few images of every domain and one label overlay with boxes."""
+    from stages import gallery as stage
+
+    try:
+        typer.echo(f"wrote {stage.run()}")
+    except InputError as error:
+        _fail(error)
+
+
+@app.command()
+def doctor() -> None:
+    """Print versions, the device, whether mmcv's compiled ops work, and where model weights are looked up."""
+    from stages.doctor import report
+
+    rows = report()
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+    if not dict(rows)["mmcv ops"] == "ok":
+        sys.exit(1)

@@ -1,0 +1,19 @@
+"""DVC stage `data@<domain>`: build data/domains/<domain>/ (manifests per split plus rendered or converted files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.domains import build_domain
+from pipeline.errors import InputError
+from stages import params
+
+OUT = Path("data/domains")
+
+
+def run(domain: str, workers: int = 1) -> dict[str, int]:
+    cfg = params("data")
+    if domain not in cfg.get("domains", {}):
+        known = ", ".join(cfg.get("domains", {})) or "none"
+        raise InputError("params.yaml data.domains", f"no domain {domain!r}", f"use one of: {known}")
+    return build_domain(domain, cfg["domains"][domain], cfg["world"], OUT / domain, workers)

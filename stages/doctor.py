@@ -1,0 +1,35 @@
+"""`dgsynth doctor`: what is installed, which device would run, whether mmcv's ops work, where weights are looked up."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import platform
+from pathlib import Path
+
+PACKAGES = ("torch", "mmengine", "mmcv", "mmsegmentation", "mmdet", "diffusers", "transformers", "dvc", "numpy",
+            "pandas", "pyarrow")  # fmt: skip
+
+
+def report() -> list[tuple[str, str]]:
+    import torch
+    from huggingface_hub import constants
+
+    from pipeline.mm import ops_status
+
+    rows = [("python", platform.python_version()), ("platform", platform.platform())]
+    for name in PACKAGES:
+        try:
+            rows.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            rows.append((name, "not installed"))
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        rows.append(("device", f"cuda ({torch.cuda.device_count()}: {names})"))
+    else:
+        rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
+    rows.append(("mmcv ops", ops_status()))
+    rows.append(("hugging face cache", constants.HF_HUB_CACHE))
+    rows.append(("hub offline", "yes" if constants.HF_HUB_OFFLINE else "no (set HF_HUB_OFFLINE=1 on machines without internet)"))
+    rows.append(("torch hub / mm checkpoints", str(Path(torch.hub.get_dir()) / "checkpoints")))
+    return rows

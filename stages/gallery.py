@@ -1,0 +1,31 @@
+"""DVC stage `gallery`: a contact sheet of every domain (images, one label overlay with boxes) for the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from pipeline.manifest import read_manifest
+from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, write_png
+from stages import params
+
+OUT = Path("reports/data/gallery.png")
+
+
+def run() -> Path:
+    data, cfg = params("data"), params("gallery")
+    rows = []
+    for name in [data["source"], *data["targets"]]:
+        splits = data["domains"][name]["splits"]
+        split = cfg["split"] if cfg["split"] in splits else next(iter(splits))
+        frame = read_manifest(Path("data/domains") / name / f"{split}.parquet").head(cfg["images"])
+        tiles = [read_rgb(p) for p in frame["image"]]
+        first = frame.iloc[0]
+        if first["label"] is not None:
+            label = cv2.imread(first["label"], cv2.IMREAD_UNCHANGED)
+            tiles.append(draw_boxes(overlay(tiles[0], label), first["boxes"]))
+        role = "source" if name == data["source"] else "target"
+        rows.append((f"{name}\n{role}, {split}\n{first['condition']}", tiles))
+    write_png(contact_sheet(rows, cfg["tile_height"]), OUT)
+    return OUT
