@@ -21,6 +21,7 @@ from pipeline.atomic import atomic_dir
 from pipeline.errors import InputError
 from pipeline.manifest import file_sha256, write_manifest
 from pipeline.readers import READERS, read_split
+from pipeline.world.weather import DEFAULTS
 
 WORLD_KEYS = {"format", "city", "condition", "splits", "params"}
 READER_KEYS = {"format", "root", "splits", "options"}
@@ -47,11 +48,17 @@ def check_spec(name: str, spec: dict) -> None:
         if spec.get("condition") not in world.CONDITIONS:
             raise InputError(where, f"unknown condition {spec.get('condition')!r}",
                              f"use one of: {', '.join(world.CONDITIONS)}")  # fmt: skip
-        bad = {s: n for s, n in splits.items() if not isinstance(n, int) or n < 0}
+        bad = {s: n for s, n in splits.items() if isinstance(n, bool) or not isinstance(n, int) or n < 0}
         if bad:
             raise InputError(where, f"split sizes must be counts, got {bad}", "give each split a number of images")
-    elif "root" not in spec:
-        raise InputError(where, "no `root`", f"set root to the folder that holds {READERS[fmt].expects}")
+        known = DEFAULTS[spec["condition"]]
+        extra = sorted(set(spec.get("params") or {}) - set(known))
+        if extra:
+            raise InputError(where, f"unknown {spec['condition']} parameter {extra[0]!r}",
+                             f"{spec['condition']} takes: {', '.join(known) or 'no parameters'}")  # fmt: skip
+    elif "root" not in spec or not Path(spec["root"]).expanduser().is_dir():
+        raise InputError(f"{where}.root", f"data set root {spec.get('root')!r} not found",
+                         f"set it to the folder that holds {READERS[fmt].expects}")  # fmt: skip
 
 
 def build_domain(name: str, spec: dict, world_cfg: dict, out_dir: str | Path, workers: int = 1) -> dict[str, int]:

@@ -44,7 +44,8 @@ if [ -z "$wheel" ]; then
 fi
 
 say "installing the pinned stack (requirements.lock) and dgsynth"
-uv pip install -q "${links[@]}" -r requirements.lock
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every import would compile again.
+uv pip install -q --compile-bytecode "${links[@]}" -r requirements.lock
 uv pip install -q --no-deps -e .
 
 "$PY" - <<'PY'

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 
+from pipeline.errors import InputError
 from pipeline.manifest import read_manifest
 from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, write_png
 from stages import params
@@ -14,12 +15,19 @@ OUT = Path("reports/data/gallery.png")
 
 
 def run() -> Path:
-    data, cfg = params("data"), params("gallery")
+    data = params("data", required=("source", "targets", "domains"))
+    cfg = params("gallery", required=("split", "images", "tile_height"))
     rows = []
     for name in [data["source"], *data["targets"]]:
+        if name not in data["domains"]:
+            raise InputError("params.yaml data", f"source or target {name!r} is not in data.domains",
+                             "add it under data.domains or remove it from data.source/targets")  # fmt: skip
         splits = data["domains"][name]["splits"]
         split = cfg["split"] if cfg["split"] in splits else next(iter(splits))
-        frame = read_manifest(Path("data/domains") / name / f"{split}.parquet").head(cfg["images"])
+        path = Path("data/domains") / name / f"{split}.parquet"
+        frame = read_manifest(path).head(cfg["images"])
+        if frame.empty:
+            raise InputError(path, "no images", f"give data.domains.{name}.splits.{split} at least one image")
         tiles = [read_rgb(p) for p in frame["image"]]
         first = frame.iloc[0]
         if first["label"] is not None:

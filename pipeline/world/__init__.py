@@ -1,8 +1,8 @@
 """The embedded default data set: a procedural driving world rendered on the CPU, with labels, boxes and depth.
 
 Image `index` of a domain is a pure function of (seed, city, condition, split, index): the layout is drawn from
-(seed, city, split, index) alone, so the same index shows the same street under every condition, and the
-appearance (noise, weather) from all five.
+(seed, city, split, index) alone, so the same index shows the same street, with the same labels, under every
+condition; the weather's own randomness is drawn from all five.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def render(seed: int, city: str, condition: str, split: str, index: int, height:
     """Render image `index` of the (city, condition, split) domain."""
     if city not in CITIES:
         raise ValueError(f"unknown city {city!r}; known: {', '.join(CITIES)}")
-    scene = sample_scene(_rng(seed, "layout", city, split, index), CITIES[city])
-    look = _rng(seed, "look", city, condition, split, index)
-    buf = render_scene(scene, height, width, look)
-    image = apply_condition(buf, condition, look, **condition_params)
+    layout = _rng(seed, "layout", city, split, index)  # geometry and surface texture
+    buf = render_scene(sample_scene(layout, CITIES[city]), height, width, layout)
+    image = apply_condition(buf, condition, _rng(seed, "look", city, condition, split, index), **condition_params)
     return WorldImage(image=image, label=buf.label, depth=buf.depth, boxes=buf.boxes)

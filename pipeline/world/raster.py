@@ -119,6 +119,14 @@ def _ground(scene: Scene, buf: Buffers, f: float, yh: float, hc: float, cx: floa
     buf.albedo[top:] = albedo
 
 
+FACADE_KINDS = ("building", "vegetation", "wall", "fence", "open")
+FACADE_CLASS = np.array([C["building"], C["vegetation"], C["wall"], C["fence"], C["sky"]], np.uint8)
+
+
+def _frac(x: np.ndarray, period) -> np.ndarray:
+    return x - np.floor(x / period) * period
+
+
 def _facades(scene: Scene, buf: Buffers, side: int, f: float, yh: float, hc: float, cx: float, coarse) -> None:
     height, width = buf.label.shape
     segments = scene.sides[side]
@@ -130,40 +138,43 @@ def _facades(scene: Scene, buf: Buffers, side: int, f: float, yh: float, hc: flo
         return
     c0, c1 = int(cols[0]), int(cols[-1]) + 1  # contiguous: z grows monotonically towards the centre
     z = z[c0:c1]
+    # Per column: which segment, and its properties.
     seg = np.clip(np.searchsorted([s.z0 for s in segments], z, side="right") - 1, 0, len(segments) - 1)
-    info = {k: np.array([getattr(s, k) for s in segments], np.float32)[seg] for k in ("height", "floor", "bay")}
-    kind = np.array([s.kind for s in segments])[seg]
-    top = info["height"] + np.where(kind == "vegetation", 1.2 * coarse[0, c0:c1], 0.0)
+    kind = np.array([FACADE_KINDS.index(s.kind) for s in segments])[seg]
+    seg_height, floor, bay = (np.array([getattr(s, k) for s in segments], np.float32)[seg]
+                              for k in ("height", "floor", "bay"))  # fmt: skip
+    color = np.stack([s.color for s in segments]).astype(np.float32)[seg]
+    building = kind == 0
+    top = seg_height + np.where(kind == 1, 1.2 * coarse[0, c0:c1], 0.0)
+    bay_index = np.floor(z / bay)
+    along, shop_along = z - bay_index * bay, _frac(z, 2 * bay)
+    window_cols = building & (along > 0.6) & (along < bay - 0.6)
+    shop_cols = building & (shop_along > 0.5) & (shop_along < 2 * bay - 1.2)
+    # Per pixel: the height above the ground of its point on the facade plane.
     v = np.arange(height, dtype=np.float32)[:, None] + 0.5
-    above = hc + (yh - v) * (z / f)  # height above the ground of each pixel's point on the facade
-    mask = (above >= 0) & (above < top) & (z < buf.depth[:, c0:c1]) & (kind != "open")
-    rows, cc = np.nonzero(mask)
-    above = above[rows, cc]
-    zz, floor, bay, seg_height = z[cc], info["floor"][cc], info["bay"][cc], info["height"][cc]
-    building = kind[cc] == "building"
-    class_of = {"building": C["building"], "vegetation": C["vegetation"], "wall": C["wall"], "fence": C["fence"]}
-    labels = np.array([class_of.get(s.kind, C["sky"]) for s in segments], np.uint8)[seg]
-    albedo = np.stack([s.color for s in segments]).astype(np.float32)[seg][cc]
-    storey_index, bay_index = np.floor(above / floor), np.floor(zz / bay)
-    storey, along = above - storey_index * floor, zz - bay_index * bay
-    window = (above > floor) & (above < seg_height - 1.0) & (storey > 0.9) & (storey < 2.3)
-    window &= (along > 0.6) & (along < bay - 0.6)
-    shop_along = np.mod(zz, 2 * bay)
-    shop = (above > 0.3) & (above < 2.6) & (shop_along > 0.5) & (shop_along < 2 * bay - 1.2)
-    glass = building & (window | shop)
-    albedo[glass] = GLASS
-    albedo[building & (above > seg_height - 0.45)] *= 0.7  # cornice
-    fence = kind[cc] == "fence"
-    albedo[fence & (np.mod(zz * 4, 1.0) > 0.35) & (above < seg_height - 0.15) & (above > 0.1)] = scene.city.terrain
+    above = hc + (yh - v) * (z / f)
+    depth, label = buf.depth[:, c0:c1], buf.label[:, c0:c1]
+    mask = (above >= 0) & (above < top) & (z < depth) & (kind != 4)
+    storey_index = np.floor(above / floor)
+    storey = above - storey_index * floor
+    window = window_cols & (above > floor) & (above < seg_height - 1.0) & (storey > 0.9) & (storey < 2.3)
+    glass = (window | (shop_cols & (above > 0.3) & (above < 2.6))) & mask
+    cornice = np.where(building & (above > seg_height - 0.45), np.float32(0.7), np.float32(1.0))
+    gaps = (kind == 3) & (_frac(z * 4, 1.0) > 0.35) & (above < seg_height - 0.15) & (above > 0.1)
+    for channel in range(3):  # one plane at a time: much faster than H x W x 3 broadcasts
+        albedo = np.where(glass, np.float32(GLASS[channel]), color[:, channel]) * cornice
+        if (kind == 3).any():
+            albedo = np.where(gaps, np.float32(scene.city.terrain[channel]), albedo)
+        np.copyto(buf.albedo[:, c0:c1, channel], albedo, where=mask)
     # A per-window number decides, per condition, whether that window is lit at night.
-    cell = storey_index * 7919 + bay_index * 104729 + seg[cc] * 1299709 + side * 15485863
-    draw = np.where(glass, np.mod(np.sin(cell) * 43758.5453, 1.0) + 1e-3, 0.0)
-    rows, cc = rows, cc + c0
-    buf.label[rows, cc] = labels[cc - c0]
-    buf.depth[rows, cc] = zz
-    buf.albedo[rows, cc] = albedo
-    buf.windows[rows, cc] = draw
-    buf.shade[rows, cc] = 1.0 if (side * 2 - 1) == scene.sun_side else 0.55
+    windows = np.zeros(mask.shape, np.float32)
+    rows, cols = np.nonzero(glass)
+    cell = storey_index[rows, cols] * 7919.0 + (bay_index * 104729.0 + seg * 1299709.0 + side * 15485863.0)[cols]
+    windows[rows, cols] = _frac(np.sin(cell) * 43758.5453, 1.0) + 1e-3
+    np.copyto(label, FACADE_CLASS[kind], where=mask)
+    np.copyto(depth, z, where=mask)
+    np.copyto(buf.windows[:, c0:c1], windows, where=mask)
+    np.copyto(buf.shade[:, c0:c1], np.float32(1.0 if (side * 2 - 1) == scene.sun_side else 0.55), where=mask)
 
 
 def _parts(thing: Thing, ax: np.ndarray, by: np.ndarray, noise: np.ndarray) -> list[tuple[np.ndarray, int, tuple]]:
@@ -195,7 +206,7 @@ def _parts(thing: Thing, ax: np.ndarray, by: np.ndarray, noise: np.ndarray) -> l
         arms = (a < 0.27 * s) & (by > 0.25 * s) & (by < 0.85 * s)
         legs = (by >= 0.95 * s) & (by < legs_to) & (np.abs(a - 0.09 * s + step * np.sign(ax)) < 0.075 * s)
         cls = C["person"] if k == "person" else C["rider"]
-        parts = [(head, cls, SKIN), (torso | arms, cls, color), (legs, cls, (0.12, 0.12, 0.16))]
+        parts = [(torso | arms, cls, color), (head, cls, SKIN), (legs, cls, (0.12, 0.12, 0.16))]
         if k == "cyclist":
             wheel = (a < 0.04 * s) & (by > h - 0.7 * s)
             bars = (a < 0.3 * s) & (by > 0.85 * s) & (by < 0.9 * s)
@@ -252,7 +263,7 @@ def _billboard(buf: Buffers, thing: Thing, ident: int, f, yh, hc, cx, noise) -> 
     v0 = v1 - scale * thing.height
     c0, c1 = max(int(np.floor(u0)), 0), min(int(np.ceil(u1)), width)
     r0, r1 = max(int(np.floor(v0)), 0), min(int(np.ceil(v1)), height)
-    if c1 - c0 < 1 or r1 - r0 < 2:
+    if c1 - c0 < 1 or r1 - r0 < 3:
         return []
     ax = ((np.arange(c0, c1, dtype=np.float32) + 0.5) - (u0 + u1) / 2)[None, :] / scale
     by = ((np.arange(r0, r1, dtype=np.float32) + 0.5) - v0)[:, None] / scale
@@ -261,9 +272,16 @@ def _billboard(buf: Buffers, thing: Thing, ident: int, f, yh, hc, cx, noise) -> 
     visible = thing.z < depth
     if not visible.any():
         return _light_sources(thing)
+    visible &= inside
     label, albedo, instance = buf.label[r0:r1, c0:c1], buf.albedo[r0:r1, c0:c1], buf.instance[r0:r1, c0:c1]
-    for mask, cls, color in _parts(thing, ax, by, noise[r0:r1, c0:c1]):
-        mask = mask & inside & visible
+    parts = _parts(thing, ax, by, noise[r0:r1, c0:c1])
+    if r1 - r0 < 8:  # far away: one flat part per class is enough
+        merged: dict[int, tuple] = {}
+        for mask, cls, color in parts:
+            merged[cls] = (merged[cls][0] | mask, cls, merged[cls][2]) if cls in merged else (mask, cls, color)
+        parts = list(merged.values())
+    for mask, cls, color in parts:
+        mask &= visible
         label[mask], depth[mask], albedo[mask], instance[mask] = cls, thing.z, color, ident
     return _light_sources(thing)
 

@@ -46,7 +46,9 @@ def _rgb(color, scale: float = 1.0) -> np.ndarray:
 
 
 def _sky(buf: Buffers, rng, top: Range, bottom: Range, clouds: float, cloud: Range) -> np.ndarray:
-    height, width = buf.label.shape
+    """The sky's colours in the rows down to the lowest sky pixel (the rest of the image has none)."""
+    is_sky = (buf.label == TRAIN_ID["sky"]).any(axis=1)
+    height, width = int(np.nonzero(is_sky)[0].max()) + 1 if is_sky.any() else 0, buf.label.shape[1]
     t = np.clip((np.arange(height, dtype=np.float32) + 0.5) / max(buf.horizon, 1.0), 0, 1)[:, None, None]
     sky = np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t
     if clouds <= 0:
@@ -56,7 +58,10 @@ def _sky(buf: Buffers, rng, top: Range, bottom: Range, clouds: float, cloud: Ran
 
 
 def _compose(buf: Buffers, surface: np.ndarray, sky: np.ndarray) -> np.ndarray:
-    return np.where((buf.label == TRAIN_ID["sky"])[..., None], sky, surface)
+    """`surface` with the sky painted into the sky pixels (in place)."""
+    rows = sky.shape[0]
+    np.copyto(surface[:rows], sky, where=(buf.label[:rows] == TRAIN_ID["sky"])[..., None])
+    return surface
 
 
 def _fog(image: np.ndarray, buf: Buffers, visibility: float, airlight) -> np.ndarray:
@@ -136,9 +141,8 @@ def clear(buf: Buffers, rng) -> np.ndarray:
 
 
 def fog(buf: Buffers, rng, visibility: float, airlight: float) -> np.ndarray:
-    air = _rgb((0.97, 0.99, 1.0), airlight)
-    image = _compose(buf, _lit(buf, 0.1) * 0.95, air)
-    return _fog(image, buf, visibility, air)
+    # The sky is at SKY_DEPTH, where the transmission is zero: it takes the airlight's colour.
+    return _fog(_lit(buf, 0.1) * 0.95, buf, visibility, _rgb((0.97, 0.99, 1.0), airlight))
 
 
 def rain(buf: Buffers, rng, visibility: float, streaks: float, darkness: float) -> np.ndarray:
