@@ -94,31 +94,30 @@ def _ground(scene: Scene, buf: Buffers, f: float, yh: float, hc: float, cx: floa
     z = np.minimum(f * hc / (v - yh), SKY_DEPTH - 1)
     lateral = np.abs((u - cx) * z / f + scene.camera_x)  # distance from the road centre line
     sidewalk_edge = scene.road_half + scene.sidewalk
-    label = np.where(lateral < scene.road_half, C["road"], np.where(lateral < sidewalk_edge, C["sidewalk"], C["terrain"]))
-    city = scene.city
+    index = (lateral >= scene.road_half).astype(np.uint8) + (lateral >= sidewalk_edge)  # road, sidewalk, terrain
     if scene.cross_street is not None:
         z0, z1 = scene.cross_street
-        crossing = (z > z0 + scene.sidewalk) & (z < z1 - scene.sidewalk)
-        label = np.where(crossing & (label != C["road"]), C["road"], label)
-        label = np.where((z > z0) & (z < z1) & (label == C["terrain"]), C["sidewalk"], label)
-    colors = np.zeros((3, 3), np.float32)
-    colors[0], colors[1], colors[2] = city.road, city.sidewalk_color, city.terrain
-    index = np.select([label == C["road"], label == C["sidewalk"]], [0, 1], 2)
-    albedo = colors[index]
-    paint = (lateral < 0.08) & (np.mod(z, 9.0) < 4.5)
+        index = np.where((z > z0 + scene.sidewalk) & (z < z1 - scene.sidewalk), 0, index)  # the cross street's road
+        index = np.where((z > z0) & (z < z1) & (index == 2), 1, index)  # and its corners
+    paint = (lateral < 0.08) & (_frac(z, 9.0) < 4.5)
     paint |= np.abs(lateral - (scene.road_half - 0.25)) < 0.07
     if scene.cross_street is not None:
-        zebra = (z > scene.cross_street[0] - 4) & (z < scene.cross_street[0] - 0.5) & (np.mod(lateral, 1.0) < 0.5)
+        zebra = (z > scene.cross_street[0] - 4) & (z < scene.cross_street[0] - 0.5) & (_frac(lateral, 1.0) < 0.5)
         paint |= zebra & (lateral < scene.road_half)
         paint &= ~((z > scene.cross_street[0]) & (z < scene.cross_street[1]))
-    albedo[paint & (label == C["road"])] = (0.85, 0.85, 0.82)
-    curb = np.abs(lateral - scene.road_half) < 0.15
-    albedo[curb & (label == C["sidewalk"])] *= 0.75
-    buf.label[top:] = label
-    buf.depth[top:] = np.broadcast_to(z, label.shape)
-    buf.albedo[top:] = albedo
+    paint &= index == 0
+    curb = (np.abs(lateral - scene.road_half) < 0.15) & (index == 1)
+    palette = np.array([scene.city.road, scene.city.sidewalk_color, scene.city.terrain], np.float32)
+    for channel in range(3):  # one plane at a time: much faster than H x W x 3 gathers
+        plane = np.where(paint, np.float32(PAINT[channel]), palette[:, channel][index])
+        plane[curb] *= 0.75
+        buf.albedo[top:, :, channel] = plane
+    buf.label[top:] = GROUND_CLASS[index]
+    buf.depth[top:] = z
 
 
+GROUND_CLASS = np.array([C["road"], C["sidewalk"], C["terrain"]], np.uint8)
+PAINT = (0.85, 0.85, 0.82)
 FACADE_KINDS = ("building", "vegetation", "wall", "fence", "open")
 FACADE_CLASS = np.array([C["building"], C["vegetation"], C["wall"], C["fence"], C["sky"]], np.uint8)
 
