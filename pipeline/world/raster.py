@@ -23,7 +23,7 @@ C = TRAIN_ID
 
 @dataclass
 class Buffers:
-    albedo: np.ndarray  # H x W x 3 float32 surface colour under neutral light
+    albedo: np.ndarray  # 3 x H x W float32 surface colour under neutral light (planar: fast broadcasts)
     label: np.ndarray  # H x W uint8 trainIds
     depth: np.ndarray  # H x W float32 forward distance in metres; SKY_DEPTH for the sky
     instance: np.ndarray  # H x W int32; thing k has id k + 1, 0 is stuff
@@ -63,7 +63,7 @@ def render_scene(scene: Scene, height: int, width: int, rng: np.random.Generator
     f, yh, hc = scene.focal * width, scene.horizon * height, scene.camera_height
     cx = width / 2
     buf = Buffers(
-        albedo=np.zeros((height, width, 3), np.float32), label=np.full((height, width), C["sky"], np.uint8),
+        albedo=np.zeros((3, height, width), np.float32), label=np.full((height, width), C["sky"], np.uint8),
         depth=np.full((height, width), SKY_DEPTH, np.float32), instance=np.zeros((height, width), np.int32),
         shade=np.ones((height, width), np.float32), windows=np.zeros((height, width), np.float32),
         lights=np.zeros((0, 7), np.float32), boxes=[], focal=f, horizon=yh, camera_height=hc,
@@ -80,7 +80,7 @@ def render_scene(scene: Scene, height: int, width: int, rng: np.random.Generator
         buf.lights = np.array(lights, np.float32)
     things = buf.instance > 0
     buf.shade[things], buf.windows[things] = 1.0, 0.0
-    buf.albedo *= (1 + 0.10 * fine + 0.12 * coarse)[..., None]
+    buf.albedo *= 1 + 0.10 * fine + 0.12 * coarse
     np.clip(buf.albedo, 0, 1, out=buf.albedo)
     buf.boxes = _boxes(scene, buf)
     return buf
@@ -108,10 +108,10 @@ def _ground(scene: Scene, buf: Buffers, f: float, yh: float, hc: float, cx: floa
     paint &= index == 0
     curb = (np.abs(lateral - scene.road_half) < 0.15) & (index == 1)
     palette = np.array([scene.city.road, scene.city.sidewalk_color, scene.city.terrain], np.float32)
-    for channel in range(3):  # one plane at a time: much faster than H x W x 3 gathers
+    for channel in range(3):
         plane = np.where(paint, np.float32(PAINT[channel]), palette[:, channel][index])
         plane[curb] *= 0.75
-        buf.albedo[top:, :, channel] = plane
+        buf.albedo[channel, top:] = plane
     buf.label[top:] = GROUND_CLASS[index]
     buf.depth[top:] = z
 
@@ -160,11 +160,11 @@ def _facades(scene: Scene, buf: Buffers, side: int, f: float, yh: float, hc: flo
     glass = (window | (shop_cols & (above > 0.3) & (above < 2.6))) & mask
     cornice = np.where(building & (above > seg_height - 0.45), np.float32(0.7), np.float32(1.0))
     gaps = (kind == 3) & (_frac(z * 4, 1.0) > 0.35) & (above < seg_height - 0.15) & (above > 0.1)
-    for channel in range(3):  # one plane at a time: much faster than H x W x 3 broadcasts
+    for channel in range(3):
         albedo = np.where(glass, np.float32(GLASS[channel]), color[:, channel]) * cornice
         if (kind == 3).any():
             albedo = np.where(gaps, np.float32(scene.city.terrain[channel]), albedo)
-        np.copyto(buf.albedo[:, c0:c1, channel], albedo, where=mask)
+        np.copyto(buf.albedo[channel, :, c0:c1], albedo, where=mask)
     # A per-window number decides, per condition, whether that window is lit at night.
     windows = np.zeros(mask.shape, np.float32)
     rows, cols = np.nonzero(glass)
@@ -272,7 +272,7 @@ def _billboard(buf: Buffers, thing: Thing, ident: int, f, yh, hc, cx, noise) -> 
     if not visible.any():
         return _light_sources(thing)
     visible &= inside
-    label, albedo, instance = buf.label[r0:r1, c0:c1], buf.albedo[r0:r1, c0:c1], buf.instance[r0:r1, c0:c1]
+    label, albedo, instance = buf.label[r0:r1, c0:c1], buf.albedo[:, r0:r1, c0:c1], buf.instance[r0:r1, c0:c1]
     parts = _parts(thing, ax, by, noise[r0:r1, c0:c1])
     if r1 - r0 < 8:  # far away: one flat part per class is enough
         merged: dict[int, tuple] = {}
@@ -281,7 +281,8 @@ def _billboard(buf: Buffers, thing: Thing, ident: int, f, yh, hc, cx, noise) -> 
         parts = list(merged.values())
     for mask, cls, color in parts:
         mask &= visible
-        label[mask], depth[mask], albedo[mask], instance[mask] = cls, thing.z, color, ident
+        label[mask], depth[mask], instance[mask] = cls, thing.z, ident
+        albedo[:, mask] = np.asarray(color, np.float32)[:, None]
     return _light_sources(thing)
 
 

@@ -38,36 +38,39 @@ def apply_condition(buf: Buffers, condition: str, rng: np.random.Generator, **pa
         raise ValueError(f"unknown parameters {sorted(unknown)} for condition {condition!r}")
     drawn = {k: float(rng.uniform(*v)) for k, v in {**DEFAULTS[condition], **params}.items()}
     image = _CONDITIONS[condition](buf, rng, **drawn)
-    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    planar = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(planar.transpose(1, 2, 0))
 
 
 def _rgb(color, scale: float = 1.0) -> np.ndarray:
-    return np.asarray(color, np.float32) * np.float32(scale)
+    """A colour as a 3 x 1 x 1 array, to broadcast over planar 3 x H x W images."""
+    return np.asarray(color, np.float32).reshape(3, 1, 1) * np.float32(scale)
 
 
 def _sky(buf: Buffers, rng, top: Range, bottom: Range, clouds: float, cloud: Range) -> np.ndarray:
     """The sky's colours in the rows down to the lowest sky pixel (the rest of the image has none)."""
     is_sky = (buf.label == TRAIN_ID["sky"]).any(axis=1)
     height, width = int(np.nonzero(is_sky)[0].max()) + 1 if is_sky.any() else 0, buf.label.shape[1]
-    t = np.clip((np.arange(height, dtype=np.float32) + 0.5) / max(buf.horizon, 1.0), 0, 1)[:, None, None]
-    sky = np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t
+    t = np.clip((np.arange(height, dtype=np.float32) + 0.5) / max(buf.horizon, 1.0), 0, 1)[None, :, None]
+    sky = _rgb(top) * (1 - t) + _rgb(bottom) * t
     if clouds <= 0:
-        return np.broadcast_to(sky, (height, width, 3))
-    cover = np.clip(_crop(noise_tiles()[1], rng, height, width) * 2.0 - (1 - 2 * clouds), 0, 1)[..., None]
-    return sky * (1 - cover) + np.asarray(cloud, np.float32) * cover
+        return np.broadcast_to(sky, (3, height, width))
+    cover = np.clip(_crop(noise_tiles()[1], rng, height, width) * 2.0 - (1 - 2 * clouds), 0, 1)
+    return sky * (1 - cover) + _rgb(cloud) * cover
 
 
 def _compose(buf: Buffers, surface: np.ndarray, sky: np.ndarray) -> np.ndarray:
     """`surface` with the sky painted into the sky pixels (in place)."""
-    rows = sky.shape[0]
-    np.copyto(surface[:rows], sky, where=(buf.label[:rows] == TRAIN_ID["sky"])[..., None])
+    rows = sky.shape[1]
+    np.copyto(surface[:, :rows], sky, where=buf.label[:rows] == TRAIN_ID["sky"])
     return surface
 
 
 def _fog(image: np.ndarray, buf: Buffers, visibility: float, airlight) -> np.ndarray:
     """Koschmieder: I = J t + A (1 - t) with t = exp(-beta d) and beta = ln(20) / visibility."""
-    t = np.exp(-np.log(20.0) / visibility * buf.depth)[..., None]
-    return image * t + np.asarray(airlight, np.float32) * (1 - t)
+    t = np.exp(-np.log(20.0) / visibility * buf.depth)
+    airlight = _rgb(airlight)
+    return (image - airlight) * t + airlight
 
 
 def _lights(buf: Buffers, ambient: np.ndarray, gain: float) -> np.ndarray:
@@ -78,19 +81,18 @@ def _lights(buf: Buffers, ambient: np.ndarray, gain: float) -> np.ndarray:
     v = np.arange(step // 2, height, step, dtype=np.float32)[:, None] + 0.5
     u = np.arange(step // 2, width, step, dtype=np.float32)[None, :] + 0.5
     x, y = (u - width / 2) * z / buf.focal, buf.camera_height + (buf.horizon - v) * z / buf.focal
-    light = np.zeros((*z.shape, 3), np.float32)
+    light = np.zeros((3, *z.shape), np.float32)
     if len(buf.lights):
         lx, ly, lz = (buf.lights[:, i, None, None] for i in range(3))
         falloff = gain * buf.lights[:, 6, None, None] / (1.0 + (x - lx) ** 2 + (y - ly) ** 2 + (z - lz) ** 2)
-        light = np.einsum("lhw,lc->hwc", falloff, buf.lights[:, 3:6])
-    light = cv2.resize(light, (width, height), interpolation=cv2.INTER_LINEAR)
-    return light + ambient
+        light = np.einsum("lhw,lc->chw", falloff, buf.lights[:, 3:6])
+    return np.stack([cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) for plane in light]) + ambient
 
 
 def _glows(image: np.ndarray, buf: Buffers, strength: float) -> np.ndarray:
     """Bright cores and halos where a light source is in view."""
     height, width = buf.label.shape
-    halo = np.zeros_like(image)
+    halo = np.zeros((height, width, 3), np.float32)
     for lx, ly, lz, r, g, b, power in buf.lights:
         u, v = width / 2 + buf.focal * lx / lz, buf.horizon + buf.focal * (buf.camera_height - ly) / lz
         iu, iv = int(u), int(v)
@@ -100,19 +102,19 @@ def _glows(image: np.ndarray, buf: Buffers, strength: float) -> np.ndarray:
         cv2.circle(halo, (iu, iv), radius, (float(r * strength), float(g * strength), float(b * strength)), -1, cv2.LINE_AA)
     if buf.lights.shape[0]:
         halo = cv2.GaussianBlur(halo, (0, 0), 3) + cv2.GaussianBlur(halo, (0, 0), 0.8)
-    return image + halo
+    return image + halo.transpose(2, 0, 1)
 
 
 def _windows(image: np.ndarray, buf: Buffers, lit_windows: float) -> np.ndarray:
-    lit = ((buf.windows > 0) & (buf.windows < lit_windows))[..., None]
+    lit = (buf.windows > 0) & (buf.windows < lit_windows)
     return np.where(lit, _rgb((1.0, 0.78, 0.45), 0.75), image)
 
 
 def _noise(image: np.ndarray, rng, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
-    height, width = image.shape[:2]
-    grain = _crop(noise_tiles()[0], rng, height, width)[..., None]
+    height, width = image.shape[1:]
+    grain = _crop(noise_tiles()[0], rng, height, width)
     return image + sigma * 1.7 * grain * (0.6 + 0.4 * np.sqrt(np.clip(image, 0, 1)))
 
 
@@ -132,7 +134,7 @@ def _particles(kind: str, height: int = 512, width: int = 1024) -> np.ndarray:
 
 
 def _lit(buf: Buffers, strength: float = 0.45) -> np.ndarray:
-    return buf.albedo * ((1 - strength) + strength * buf.shade)[..., None]
+    return buf.albedo * ((1 - strength) + strength * buf.shade)
 
 
 def clear(buf: Buffers, rng) -> np.ndarray:
@@ -147,13 +149,13 @@ def fog(buf: Buffers, rng, visibility: float, airlight: float) -> np.ndarray:
 
 def rain(buf: Buffers, rng, visibility: float, streaks: float, darkness: float) -> np.ndarray:
     surface = _lit(buf, 0.1) * darkness
-    gray = surface.mean(axis=2, keepdims=True)
+    gray = surface.mean(axis=0)
     surface = 0.6 * surface + 0.4 * gray  # overcast light washes colours out
-    wet = np.isin(buf.label, GROUND[:2])[..., None]
-    surface = np.where(wet, surface * 0.7 + 0.06 * (1 + _crop(noise_tiles()[1], rng, *buf.label.shape)[..., None]), surface)
+    wet = np.isin(buf.label, GROUND[:2])
+    surface = np.where(wet, surface * 0.7 + 0.06 * (1 + _crop(noise_tiles()[1], rng, *buf.label.shape)), surface)
     sky = _sky(buf, rng, (0.42, 0.44, 0.47), (0.58, 0.60, 0.62), 0.5, (0.35, 0.36, 0.38))
     image = _fog(_compose(buf, surface, sky), buf, visibility, (0.55, 0.57, 0.6))
-    layer = _crop(_particles("rain"), rng, *buf.label.shape)[..., None]
+    layer = _crop(_particles("rain"), rng, *buf.label.shape)
     return image + streaks * 0.5 * layer
 
 
@@ -165,10 +167,10 @@ def snow(buf: Buffers, rng, visibility: float, cover: float, flakes: float) -> n
     amount = np.where(on_road, cover * 0.6, cover) + 0.25 * coarse + 0.08 * fine
     alpha = np.clip((amount - 0.35) * 3, 0, 1) * ground + 0.8 * (buf.label == TRAIN_ID["vegetation"]) * (fine > 1.3 - cover)
     surface = _lit(buf, 0.15) * 0.9
-    surface += alpha[..., None] * (_rgb((0.97, 0.98, 1.0), 0.9) - surface)
+    surface += alpha * (_rgb((0.97, 0.98, 1.0), 0.9) - surface)
     sky = _sky(buf, rng, (0.70, 0.72, 0.76), (0.82, 0.83, 0.86), 0.0, (0, 0, 0))
     image = _fog(_compose(buf, surface, sky), buf, visibility, (0.82, 0.83, 0.86))
-    return image + flakes * _crop(_particles("snow"), rng, height, width)[..., None]
+    return image + flakes * _crop(_particles("snow"), rng, height, width)
 
 
 def night(buf: Buffers, rng, ambient: float, lit_windows: float, noise: float) -> np.ndarray:
