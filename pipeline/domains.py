@@ -8,7 +8,7 @@ The folder is built in a temporary sibling and renamed into place, so a failed r
 
 from __future__ import annotations
 
-import os
+import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,10 +19,13 @@ from tqdm import tqdm
 from pipeline import world
 from pipeline.atomic import atomic_dir
 from pipeline.errors import InputError
-from pipeline.manifest import file_sha256, write_manifest
+from pipeline.manifest import write_manifest
 from pipeline.readers import READERS, read_split
 from pipeline.world.weather import DEFAULTS
 
+# Fast lossless PNGs: zlib level 1 with only the 'sub' filter encodes a rendered image in about 2/3 of the time of
+# OpenCV's default filter search, for about 4% more bytes (measured at 256x512).
+PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 WORLD_KEYS = {"format", "city", "condition", "splits", "params"}
 READER_KEYS = {"format", "root", "splits", "options"}
 
@@ -96,13 +99,17 @@ def _render_one(job: tuple) -> dict:
     stem = f"{split}/{index:05d}.png"
     paths = {k: f"{k}/{stem}" for k in ("images", "labels", "depth")}
     depth_cm = np.clip(shot.depth * 100, 0, 65535).astype(np.uint16)
+    encoded = {}
     for key, array in (("images", cv2.cvtColor(shot.image, cv2.COLOR_RGB2BGR)), ("labels", shot.label),
                        ("depth", depth_cm)):  # fmt: skip
-        if not cv2.imwrite(os.path.join(out, paths[key]), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f"could not write {os.path.join(out, paths[key])}")
+        ok, data = cv2.imencode(".png", array, PNG_FAST)
+        if not ok:
+            raise OSError(f"could not encode {paths[key]}")
+        encoded[key] = data.tobytes()
+        Path(out, paths[key]).write_bytes(encoded[key])
     height, width = shot.label.shape
     return {
         "id": f"{name}-{split}-{index:05d}", "image": paths["images"], "label": paths["labels"], "depth": paths["depth"],
         "boxes": shot.boxes, "dataset": "world", "city": spec["city"], "condition": spec["condition"], "split": split,
-        "width": width, "height": height, "sha256": file_sha256(os.path.join(out, paths["images"])),
+        "width": width, "height": height, "sha256": hashlib.sha256(encoded["images"]).hexdigest(),
     }  # fmt: skip
