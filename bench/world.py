@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
 
-from pipeline.domains import _render_one  # noqa: E402
+from pipeline.domains import render_one  # noqa: E402
 from pipeline.world import CONDITIONS, render  # noqa: E402
 
 cv2.setNumThreads(1)
@@ -55,7 +55,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 for sub in ("images", "labels", "depth"):
                     (Path(out) / sub / "bench").mkdir(parents=True)
-                written = _best(args.repeats, lambda i: _render_one(("bench", spec, cfg, "bench", i, out)), args.images)
+                written = _best(args.repeats, lambda i: render_one(("bench", spec, cfg, "bench", i, out)), args.images)
             rows.append({"city": city, "condition": condition, "render_img_s": rendered, "render_write_img_s": written})
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("render_img_s", "render_write_img_s")}
     print(f"world rendering at {args.height}x{args.width}, {args.images} images per domain, best of {args.repeats}, one core")

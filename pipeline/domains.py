@@ -87,12 +87,13 @@ def _render_split(name: str, spec: dict, cfg: dict, split: str, size: int, out: 
     jobs = [(name, spec, cfg, split, i, str(out)) for i in range(size)]
     desc = f"render {name} {split}"
     if workers <= 1 or size < 16:
-        return [_render_one(job) for job in tqdm(jobs, desc=desc, unit="img")]
+        return [render_one(job) for job in tqdm(jobs, desc=desc, unit="img")]
     with ProcessPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(_render_one, jobs, chunksize=8), total=size, desc=desc, unit="img"))
+        return list(tqdm(pool.map(render_one, jobs, chunksize=8), total=size, desc=desc, unit="img"))
 
 
-def _render_one(job: tuple) -> dict:
+def render_one(job: tuple) -> dict:
+    """Render, encode and write one world image and its label and depth; return its manifest row (no domain)."""
     name, spec, cfg, split, index, out = job
     shot = world.render(cfg["seed"], spec["city"], spec["condition"], split, index, cfg["height"], cfg["width"],
                         **spec.get("params", {}))  # fmt: skip

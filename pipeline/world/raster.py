@@ -51,7 +51,8 @@ def noise_tiles(height: int = 512, width: int = 1024) -> tuple[np.ndarray, np.nd
     return fine, coarse / np.abs(coarse).max()
 
 
-def _crop(tile: np.ndarray, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def crop_tile(tile: np.ndarray, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random h x w window of a fixed tile (tiled larger first when the tile is too small)."""
     if h > tile.shape[0] or w > tile.shape[1]:
         tile = np.tile(tile, (h // tile.shape[0] + 1, w // tile.shape[1] + 1))
     y, x = rng.integers(tile.shape[0] - h + 1), rng.integers(tile.shape[1] - w + 1)
@@ -69,7 +70,7 @@ def render_scene(scene: Scene, height: int, width: int, rng: np.random.Generator
         lights=np.zeros((0, 7), np.float32), boxes=[], focal=f, horizon=yh, camera_height=hc,
     )  # fmt: skip
     fine, coarse = noise_tiles()
-    fine, coarse = _crop(fine, rng, height, width), _crop(coarse, rng, height, width)
+    fine, coarse = crop_tile(fine, rng, height, width), crop_tile(coarse, rng, height, width)
     _ground(scene, buf, f, yh, hc, cx)
     for side in (0, 1):
         _facades(scene, buf, side, f, yh, hc, cx, coarse)

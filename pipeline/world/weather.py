@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.labels import TRAIN_ID
-from pipeline.world.raster import Buffers, noise_tiles, _crop
+from pipeline.world.raster import Buffers, noise_tiles, crop_tile
 
 DEFAULTS: dict[str, dict] = {
     "clear": {},
@@ -55,7 +55,7 @@ def _sky(buf: Buffers, rng, top: Range, bottom: Range, clouds: float, cloud: Ran
     sky = _rgb(top) * (1 - t) + _rgb(bottom) * t
     if clouds <= 0:
         return np.broadcast_to(sky, (3, height, width))
-    cover = np.clip(_crop(noise_tiles()[1], rng, height, width) * 2.0 - (1 - 2 * clouds), 0, 1)
+    cover = np.clip(crop_tile(noise_tiles()[1], rng, height, width) * 2.0 - (1 - 2 * clouds), 0, 1)
     return sky * (1 - cover) + _rgb(cloud) * cover
 
 
@@ -114,7 +114,7 @@ def _noise(image: np.ndarray, rng, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
     height, width = image.shape[1:]
-    grain = _crop(noise_tiles()[0], rng, height, width)
+    grain = crop_tile(noise_tiles()[0], rng, height, width)
     return image + sigma * 1.7 * grain * (0.6 + 0.4 * np.sqrt(np.clip(image, 0, 1)))
 
 
@@ -152,16 +152,16 @@ def rain(buf: Buffers, rng, visibility: float, streaks: float, darkness: float) 
     gray = surface.mean(axis=0)
     surface = 0.6 * surface + 0.4 * gray  # overcast light washes colours out
     wet = np.isin(buf.label, GROUND[:2])
-    surface = np.where(wet, surface * 0.7 + 0.06 * (1 + _crop(noise_tiles()[1], rng, *buf.label.shape)), surface)
+    surface = np.where(wet, surface * 0.7 + 0.06 * (1 + crop_tile(noise_tiles()[1], rng, *buf.label.shape)), surface)
     sky = _sky(buf, rng, (0.42, 0.44, 0.47), (0.58, 0.60, 0.62), 0.5, (0.35, 0.36, 0.38))
     image = _fog(_compose(buf, surface, sky), buf, visibility, (0.55, 0.57, 0.6))
-    layer = _crop(_particles("rain"), rng, *buf.label.shape)
+    layer = crop_tile(_particles("rain"), rng, *buf.label.shape)
     return image + streaks * 0.5 * layer
 
 
 def snow(buf: Buffers, rng, visibility: float, cover: float, flakes: float) -> np.ndarray:
     height, width = buf.label.shape
-    coarse, fine = _crop(noise_tiles()[1], rng, height, width), _crop(noise_tiles()[0], rng, height, width)
+    coarse, fine = crop_tile(noise_tiles()[1], rng, height, width), crop_tile(noise_tiles()[0], rng, height, width)
     ground = np.isin(buf.label, GROUND)
     on_road = buf.label == TRAIN_ID["road"]
     amount = np.where(on_road, cover * 0.6, cover) + 0.25 * coarse + 0.08 * fine
@@ -170,7 +170,7 @@ def snow(buf: Buffers, rng, visibility: float, cover: float, flakes: float) -> n
     surface += alpha * (_rgb((0.97, 0.98, 1.0), 0.9) - surface)
     sky = _sky(buf, rng, (0.70, 0.72, 0.76), (0.82, 0.83, 0.86), 0.0, (0, 0, 0))
     image = _fog(_compose(buf, surface, sky), buf, visibility, (0.82, 0.83, 0.86))
-    return image + flakes * _crop(_particles("snow"), rng, height, width)
+    return image + flakes * crop_tile(_particles("snow"), rng, height, width)
 
 
 def night(buf: Buffers, rng, ambient: float, lit_windows: float, noise: float) -> np.ndarray:
