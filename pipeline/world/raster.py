@@ -16,8 +16,9 @@ from pipeline.labels import TRAIN_ID
 from pipeline.world.scene import Scene, Thing
 
 SKY_DEPTH = 1000.0
-DETECTION = {"car": "car", "truck": "truck", "bus": "bus", "person": "person", "cyclist": ("rider", "bicycle")}
+DETECTION_KINDS = {"car", "truck", "bus", "person", "cyclist"}  # things that get boxes (a cyclist: rider and bicycle)
 GLASS, TYRE, SKIN, TRUNK = (0.10, 0.12, 0.15), (0.04, 0.04, 0.04), (0.80, 0.62, 0.50), (0.30, 0.22, 0.15)
+LIGHT_COLORS = ((1.0, 0.1, 0.05), (1.0, 0.7, 0.05), (0.1, 1.0, 0.4))  # red, amber, green traffic lamps
 C = TRAIN_ID
 
 
@@ -237,8 +238,6 @@ def _parts(thing: Thing, ax: np.ndarray, by: np.ndarray, noise: np.ndarray) -> l
     raise ValueError(f"unknown thing kind {k!r}")
 
 
-LIGHT_COLORS = ((1.0, 0.1, 0.05), (1.0, 0.7, 0.05), (0.1, 1.0, 0.4))
-
 
 def _light_sources(thing: Thing) -> list[list[float]]:
     """World positions, colours and powers of the light sources a thing carries."""
@@ -303,7 +302,7 @@ def _boxes(scene: Scene, buf: Buffers) -> list[dict]:
     boxes = []
     for i, start in enumerate(starts):
         ident, cls = divmod(int(key[start]), 256)
-        if cls in names and scene.things[ident - 1].kind in DETECTION and counts[i] >= 16:
+        if cls in names and scene.things[ident - 1].kind in DETECTION_KINDS and counts[i] >= 16:
             boxes.append({"label": names[cls], "x1": float(x1[i]), "y1": float(y1[i]), "x2": float(x2[i] + 1),
                           "y2": float(y2[i] + 1)})  # fmt: skip
     return boxes
