@@ -28,6 +28,7 @@ from pipeline.world.weather import DEFAULTS
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 WORLD_KEYS = {"format", "city", "condition", "splits", "params"}
 READER_KEYS = {"format", "root", "splits", "options"}
+WORLD_CFG_KEYS = {"seed", "height", "width"}
 
 
 def check_spec(name: str, spec: dict) -> None:
@@ -64,9 +65,13 @@ def check_spec(name: str, spec: dict) -> None:
                          f"set it to the folder that holds {READERS[fmt].expects}")  # fmt: skip
 
 
-def build_domain(name: str, spec: dict, world_cfg: dict, out_dir: str | Path, workers: int = 1) -> dict[str, int]:
-    """Write the domain folder `out_dir`; return the number of rows per split."""
+def build_domain(name: str, spec: dict, world_cfg: dict | None, out_dir: str | Path, workers: int = 1) -> dict[str, int]:
+    """Write the domain folder `out_dir`; return the number of rows per split. `world_cfg` is `data.world`."""
     check_spec(name, spec)
+    missing = WORLD_CFG_KEYS - set(world_cfg or {})
+    if spec["format"] == "world" and missing:
+        raise InputError("params.yaml data.world", f"no {', '.join(sorted(missing))} for the procedural world",
+                         "add world: {seed: 0, height: 256, width: 512} to the data section")  # fmt: skip
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split, size in spec["splits"].items():

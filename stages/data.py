@@ -15,7 +15,4 @@ def run(domain: str, workers: int = 1) -> dict[str, int]:
     cfg = params("data", required=("domains",))
     if domain not in cfg["domains"]:
         raise InputError("params.yaml data.domains", f"no domain {domain!r}", f"use one of: {', '.join(cfg['domains'])}")
-    spec = cfg["domains"][domain]
-    if spec.get("format") == "world" and "world" not in cfg:
-        raise InputError("params.yaml data", "no `world` section", "add world: {seed: 0, height: 256, width: 512}")
-    return build_domain(domain, spec, cfg.get("world", {}), OUT / domain, workers)
+    return build_domain(domain, cfg["domains"][domain], cfg.get("world"), OUT / domain, workers)

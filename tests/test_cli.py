@@ -145,6 +145,7 @@ WORLD_BAD = {"format": "world", "city": "a", "condition": "clear", "splits": {"v
                      id="unknown-condition-parameter"),
         pytest.param("bad", {**WORLD_BAD, "splits": {"val": True}},
                      ["data.domains.bad", "split sizes must be counts"], id="boolean-split-size"),
+        pytest.param("bad", 3, ["data.domains.bad", "no `format`"], id="spec-not-a-mapping"),
     ],
 )  # fmt: skip
 def test_data_bad_input(project, domain, spec, expected):
@@ -187,3 +188,14 @@ def test_help_lists_the_subcommands():
     commands = re.findall(r"^(?:│ | {2})(\w+) {2,}\S", result.stdout, re.MULTILINE)
     assert commands == ["data", "gallery", "doctor"]
 
+
+
+def test_world_domain_without_the_world_section(project):
+    params = copy.deepcopy(PARAMS)
+    del params["data"]["world"]["height"]
+    write_params(params)
+    result = dgsynth("data", "s", "--workers", "1")
+    assert result.exit_code == 2, result.output
+    assert "params.yaml data.world: no height for the procedural world" in result.stderr
+    assert "fix: add world: {seed: 0, height: 256, width: 512}" in result.stderr
+    assert not DOMAINS.exists() or list(DOMAINS.iterdir()) == []

@@ -121,6 +121,7 @@ def _ground(scene: Scene, buf: Buffers, f: float, yh: float, hc: float, cx: floa
 GROUND_CLASS = np.array([C["road"], C["sidewalk"], C["terrain"]], np.uint8)
 PAINT = (0.85, 0.85, 0.82)
 FACADE_KINDS = ("building", "vegetation", "wall", "fence", "open")
+BUILDING, VEGETATION, WALL, FENCE, OPEN = range(len(FACADE_KINDS))
 FACADE_CLASS = np.array([C["building"], C["vegetation"], C["wall"], C["fence"], C["sky"]], np.uint8)
 
 
@@ -145,8 +146,8 @@ def _facades(scene: Scene, buf: Buffers, side: int, f: float, yh: float, hc: flo
     seg_height, floor, bay = (np.array([getattr(s, k) for s in segments], np.float32)[seg]
                               for k in ("height", "floor", "bay"))  # fmt: skip
     color = np.stack([s.color for s in segments]).astype(np.float32)[seg]
-    building = kind == 0
-    top = seg_height + np.where(kind == 1, 1.2 * coarse[0, c0:c1], 0.0)
+    building = kind == BUILDING
+    top = seg_height + np.where(kind == VEGETATION, 1.2 * coarse[0, c0:c1], 0.0)
     bay_index = np.floor(z / bay)
     along, shop_along = z - bay_index * bay, _frac(z, 2 * bay)
     window_cols = building & (along > 0.6) & (along < bay - 0.6)
@@ -155,16 +156,19 @@ def _facades(scene: Scene, buf: Buffers, side: int, f: float, yh: float, hc: flo
     v = np.arange(height, dtype=np.float32)[:, None] + 0.5
     above = hc + (yh - v) * (z / f)
     depth, label = buf.depth[:, c0:c1], buf.label[:, c0:c1]
-    mask = (above >= 0) & (above < top) & (z < depth) & (kind != 4)
+    mask = (above >= 0) & (above < top) & (z < depth) & (kind != OPEN)
     storey_index = np.floor(above / floor)
     storey = above - storey_index * floor
     window = window_cols & (above > floor) & (above < seg_height - 1.0) & (storey > 0.9) & (storey < 2.3)
     glass = (window | (shop_cols & (above > 0.3) & (above < 2.6))) & mask
     cornice = np.where(building & (above > seg_height - 0.45), np.float32(0.7), np.float32(1.0))
-    gaps = (kind == 3) & (_frac(z * 4, 1.0) > 0.35) & (above < seg_height - 0.15) & (above > 0.1)
+    fence = kind == FENCE
+    has_fence = bool(fence.any())
+    if has_fence:  # the terrain shows through the fence's mesh
+        gaps = fence & (_frac(z * 4, 1.0) > 0.35) & (above < seg_height - 0.15) & (above > 0.1)
     for channel in range(3):
         albedo = np.where(glass, np.float32(GLASS[channel]), color[:, channel]) * cornice
-        if (kind == 3).any():
+        if has_fence:
             albedo = np.where(gaps, np.float32(scene.city.terrain[channel]), albedo)
         np.copyto(buf.albedo[channel, :, c0:c1], albedo, where=mask)
     # A per-window number decides, per condition, whether that window is lit at night.
