@@ -50,13 +50,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(rows: list[dict], path: str | Path) -> pd.DataFrame:
-    """Check `rows` against the schema and write them atomically as Parquet; return them as a DataFrame."""
+def write_manifest(rows: list[dict], path: str | Path, extra: pa.Schema | None = None) -> pd.DataFrame:
+    """Check `rows` against the schema (plus `extra` columns, e.g. a synthetic image's prompt and seed) and write
+    them atomically as Parquet; return them as a DataFrame."""
+    schema = SCHEMA if extra is None else pa.unify_schemas([SCHEMA, extra])
     for i, row in enumerate(rows):
-        missing = set(COLUMNS) - row.keys()
+        missing = set(schema.names) - row.keys()
         if missing:
             raise InputError(f"{path} row {i}", f"missing columns {sorted(missing)}", "fill every manifest column")
-    table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS} for row in rows], schema=SCHEMA)
+    table = pa.Table.from_pylist([{c: row[c] for c in schema.names} for row in rows], schema=schema)
     ids = table.column("id").to_pandas()
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
@@ -67,7 +69,7 @@ def write_manifest(rows: list[dict], path: str | Path) -> pd.DataFrame:
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest, checking that it has the schema's columns."""
+    """Read a manifest, checking that it has the schema's columns (extra columns come after them)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such manifest", "run `dvc repro data` (or `dgsynth data <domain>`) first")
@@ -76,7 +78,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise InputError(path, f"not a dgsynth manifest: missing columns {sorted(missing)}",
                          "rebuild it with `dgsynth data`")  # fmt: skip
-    frame = table.select(list(COLUMNS)).to_pandas()
+    extra = [c for c in table.column_names if c not in COLUMNS]
+    frame = table.select([*COLUMNS, *extra]).to_pandas()
     for column in ("image", "label", "depth"):
         frame[column] = [None if pd.isna(p) else str(path.parent / p) for p in frame[column]]
     return frame

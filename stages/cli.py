@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -15,6 +16,14 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 def _fail(error: InputError) -> None:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _run(stage: str) -> None:
+    """Run `stages.<stage>.run()` and print what it returns (a short summary of what was written)."""
+    try:
+        typer.echo(importlib.import_module(f"stages.{stage}").run())
+    except InputError as error:
+        _fail(error)
 
 
 @app.command()
@@ -35,12 +44,25 @@ def data(
 @app.command()
 def gallery() -> None:
     """Draw reports/data/gallery.png: a few images of every domain and one label overlay with boxes."""
-    from stages import gallery as stage
+    _run("gallery")
 
-    try:
-        typer.echo(f"wrote {stage.run()}")
-    except InputError as error:
-        _fail(error)
+
+@app.command()
+def prompts() -> None:
+    """Write data/prompts.parquet: DIDEX-style prompts, one row per image to generate, with every factor and seed."""
+    _run("prompts")
+
+
+@app.command()
+def generator() -> None:
+    """Train the embedded default's small Stable Diffusion on the captioned world corpus into models/generator."""
+    _run("generator")
+
+
+@app.command()
+def synthesize() -> None:
+    """Generate data/synthetic/ (image shards and manifests) from the prompt table; resumes an interrupted run."""
+    _run("synthesize")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from stages import params
 OUT = Path("reports/data/gallery.png")
 
 
-def run() -> Path:
+def run() -> str:
     data = params("data", required=("source", "targets", "domains"))
     cfg = params("gallery", required=("split", "images", "tile_height"))
     rows = []
@@ -36,4 +36,4 @@ def run() -> Path:
         role = "source" if name == data["source"] else "target"
         rows.append((f"{name}\n{role}, {split}\n{first['condition']}", tiles))
     write_png(contact_sheet(rows, cfg["tile_height"]), OUT)
-    return OUT
+    return f"wrote {OUT}"
