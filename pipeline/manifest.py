@@ -80,6 +80,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
                          "rebuild it with `dgsynth data`")  # fmt: skip
     extra = [c for c in table.column_names if c not in COLUMNS]
     frame = table.select([*COLUMNS, *extra]).to_pandas()
-    for column in ("image", "label", "depth"):
-        frame[column] = [None if pd.isna(p) else str(path.parent / p) for p in frame[column]]
+    for column in ("image", "label", "depth"):  # object columns, so that a missing file is None (not NaN)
+        paths = [None if pd.isna(p) else str(path.parent / p) for p in frame[column]]
+        frame[column] = pd.Series(paths, index=frame.index, dtype=object)
     return frame

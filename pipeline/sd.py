@@ -57,6 +57,7 @@ def build_components(sizes: Sizes = Sizes(), seed: int = 0) -> dict:
     torch.manual_seed(seed)
     levels = len(sizes.unet)
     unet = UNet2DConditionModel(
+        sample_size=64,  # SD's latent size; only a default height, but img2img/depth2img pipelines need an int here
         in_channels=sizes.unet_in_channels,
         out_channels=sizes.latent_channels,
         block_out_channels=sizes.unet,

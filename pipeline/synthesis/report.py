@@ -1,0 +1,44 @@
+"""Contact sheets for people to look at: reports/synthesize/<condition>.png, a few images of each condition.
+
+A sheet has a row of generated images; img2img and depth2img add the source images and the source label (with its
+boxes) over the generated image, to see at a glance whether the label still fits.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+
+from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, write_png
+
+TITLE_WIDTH = 180
+
+
+def slug(condition: str) -> str:
+    """A file name for a condition word: `fog/mist` -> `fog-mist`, `harsh light` -> `harsh-light`."""
+    return re.sub(r"[^\w.]+", "-", condition).strip("-") or "no-condition"
+
+
+def write_sheets(entries: list[tuple[dict, dict]], folder: Path, images: int, tile_height: int) -> list[Path]:
+    """One sheet per condition in `folder` from (manifest row, source row) pairs (paths resolved), in order."""
+    if images == 0:
+        return []
+    by_condition: dict[str, list[tuple[dict, dict]]] = {}
+    for made, source in entries:
+        by_condition.setdefault(made["condition"], []).append((made, source))
+    written = []
+    for condition, pairs in by_condition.items():
+        pairs = pairs[:images]
+        made = [read_rgb(m["image"]) for m, _ in pairs]
+        rows = [(f"{condition}\n{pairs[0][0]['mode']}", made)]
+        labeled = [(image, m) for image, (m, _) in zip(made, pairs) if m["label"] is not None]
+        if labeled:
+            rows.append(("source", [read_rgb(s["image"]) for m, s in pairs if m["label"] is not None]))
+            rows.append(("source label\nand boxes", [draw_boxes(overlay(image, cv2.imread(m["label"], cv2.IMREAD_UNCHANGED)),
+                                                                m["boxes"]) for image, m in labeled]))  # fmt: skip
+        path = folder / f"{slug(condition)}.png"
+        write_png(contact_sheet(rows, tile_height, TITLE_WIDTH), path)
+        written.append(path)
+    return written
