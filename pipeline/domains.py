@@ -31,6 +31,28 @@ READER_KEYS = {"format", "root", "splits", "options"}
 WORLD_CFG_KEYS = {"seed", "height", "width"}
 
 
+def check_condition(where: str, condition, params: dict | None) -> dict[str, tuple[float, float]]:
+    """Reject an unknown world condition or parameter; return the parameter ranges as (low, high) tuples."""
+    if condition not in world.CONDITIONS:
+        raise InputError(where, f"unknown condition {condition!r}", f"use one of: {', '.join(world.CONDITIONS)}")
+    known = DEFAULTS[condition]
+    extra = sorted(set(params or {}) - set(known))
+    if extra:
+        raise InputError(where, f"unknown {condition} parameter {extra[0]!r}",
+                         f"{condition} takes: {', '.join(known) or 'no parameters'}")  # fmt: skip
+    ranges = {}
+    for name, value in (params or {}).items():
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
+            raise InputError(where, f"{condition} parameter {name!r} must be a range [low, high], got {value!r}",
+                             f"give two numbers, e.g. {name}: {list(known[name])}")  # fmt: skip
+        ranges[name] = (float(value[0]), float(value[1]))
+    return ranges
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_spec(name: str, spec: dict) -> None:
     """Reject a domain entry of params.yaml that cannot be built, before any work is done."""
     where = f"params.yaml data.domains.{name}"
@@ -49,17 +71,10 @@ def check_spec(name: str, spec: dict) -> None:
     if fmt == "world":
         if spec.get("city") not in world.CITIES:
             raise InputError(where, f"unknown city {spec.get('city')!r}", f"use one of: {', '.join(world.CITIES)}")
-        if spec.get("condition") not in world.CONDITIONS:
-            raise InputError(where, f"unknown condition {spec.get('condition')!r}",
-                             f"use one of: {', '.join(world.CONDITIONS)}")  # fmt: skip
+        check_condition(where, spec.get("condition"), spec.get("params"))
         bad = {s: n for s, n in splits.items() if isinstance(n, bool) or not isinstance(n, int) or n < 0}
         if bad:
             raise InputError(where, f"split sizes must be counts, got {bad}", "give each split a number of images")
-        known = DEFAULTS[spec["condition"]]
-        extra = sorted(set(spec.get("params") or {}) - set(known))
-        if extra:
-            raise InputError(where, f"unknown {spec['condition']} parameter {extra[0]!r}",
-                             f"{spec['condition']} takes: {', '.join(known) or 'no parameters'}")  # fmt: skip
     elif "root" not in spec or not Path(spec["root"]).expanduser().is_dir():
         raise InputError(f"{where}.root", f"data set root {spec.get('root')!r} not found",
                          f"set it to the folder that holds {READERS[fmt].expects}")  # fmt: skip

@@ -56,12 +56,17 @@ def compose(quality: str, location: str, scene: str, rare_class: str | None, cla
     return f"{head} {body}".strip()
 
 
+def class_names(label: np.ndarray) -> list[str]:
+    """The names of the classes in a trainId label, in Cityscapes order."""
+    return [CLASSES[i] for i in np.unique(label) if i != IGNORE and i < len(CLASSES)]
+
+
 def classes_present(label_path: str | Path) -> list[str]:
     """The names of the classes in a trainId label PNG, in Cityscapes order."""
     label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
     if label is None:
         raise InputError(label_path, "could not read this label", "rebuild the source domain with `dgsynth data`")
-    return [CLASSES[i] for i in np.unique(label) if i != IGNORE and i < len(CLASSES)]
+    return class_names(label)
 
 
 def check(cfg: dict) -> None:

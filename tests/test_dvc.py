@@ -1,5 +1,6 @@
-"""The DVC pipeline in a temporary git + DVC repo: `dvc repro` builds, a second run is a no-op, and a change to one
-domain's parameters rebuilds only that domain and what reads it."""
+"""The DVC pipeline in a temporary git + DVC repo, on a tiny world and a tiny generator: `dvc repro` builds, a second
+run is a no-op, a change to one domain's parameters rebuilds only that domain and what reads it, and going back to
+synthesis settings already run restores the images from DVC's run-cache instead of generating them again."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ PARAMS = {
                     "fog": {"format": "world", "city": "a", "condition": "fog", "splits": {"val": 2}}},
     },
     "gallery": {"split": "val", "images": 2, "tile_height": 24},
+    "prompts": {"seed": 0, "split": "train", "images": 4, "quality": "A high quality photo;", "locations": ["germany"],
+                "scenes": ["", "City"], "conditions": ["fog/mist", "sunny"], "classes": True, "balance": True,
+                "rare_exclude": [], "negative": ""},
+    "generator": {"seed": 0, "profile": "tiny", "samples": 1,
+                  "conditions": {"sunny": {"condition": "clear"}, "fog/mist": {"condition": "fog"}},
+                  "profiles": {"tiny": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2,
+                                        "unet_steps": 2, "lr": 0.001, "unet": [8, 16], "vae": [8, 16],
+                                        "text_width": 32, "text_layers": 1}}},
+    "synthesize": {"model": "models/generator", "revision": None, "mode": "img2img", "height": 16, "width": 32,
+                   "steps": 2, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 2, "dtype": "auto",
+                   "compile": False, "shard_size": 2, "sheet": {"images": 1, "tile_height": 16}},
 }  # fmt: skip
 
 
@@ -48,7 +60,7 @@ def repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
     first = _run(repo, "dvc", "repro")
-    assert "Running stage 'data@src'" in first and "Running stage 'gallery'" in first
+    assert {"data@src", "gallery", "prompts", "generator", "synthesize"} <= _ran(first)
     assert len(pd.read_parquet(repo / "data/domains/src/train.parquet")) == 3
     assert (repo / "reports/data/gallery.png").stat().st_size > 0
 
@@ -56,10 +68,31 @@ def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path
     assert "Running stage" not in second
     assert _run(repo, "dvc", "status").strip().endswith("up to date.")
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["domains"]["fog"]["splits"]["val"] = 3
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    _set(repo, "data", "domains", {**PARAMS["data"]["domains"], "fog": {**PARAMS["data"]["domains"]["fog"],
+                                                                      "splits": {"val": 3}}})  # fmt: skip
     third = _run(repo, "dvc", "repro")
-    ran = {line.split("'")[1] for line in third.splitlines() if line.startswith("Running stage")}
-    assert ran == {"data@fog", "gallery"}
+    assert _ran(third) == {"data@fog", "gallery"}
     assert len(pd.read_parquet(repo / "data/domains/fog/val.parquet")) == 3
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def _set(repo: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
+    _run(repo, "dvc", "repro")
+    first = pd.read_parquet(repo / "data/synthetic/train.parquet")
+    assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
+    _set(repo, "synthesize", "steps", 3)
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize"}
+    assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
+    _set(repo, "synthesize", "steps", 2)
+    back = _run(repo, "dvc", "repro")
+    assert "Stage 'synthesize' is cached - skipping run, checking out outputs" in back and not _ran(back)
+    assert pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])

@@ -56,6 +56,17 @@ CITIES = {
         road=(0.24, 0.24, 0.25), sidewalk_color=(0.70, 0.70, 0.68), terrain=(0.35, 0.55, 0.22),
         vegetation=(0.15, 0.33, 0.12),
     ),
+    # A mid-size town: medium streets, mid-rise concrete, mustard, teal and mauve facades, small front yards,
+    # some trees. No evaluation domain uses it: the generator's corpus is rendered here.
+    "c": City(
+        name="c", road_half=(4.0, 6.0), sidewalk=(1.8, 3.0), setback=(0.3, 2.5), building_height=(7.0, 15.0),
+        building_length=(8.0, 18.0), gap_prob=0.18, trees_per_10m=0.6, cars_per_10m=0.7, people_per_10m=0.5,
+        cross_street_prob=0.4,
+        facades=((0.78, 0.79, 0.80), (0.86, 0.74, 0.40), (0.55, 0.70, 0.68), (0.70, 0.52, 0.60),
+                 (0.50, 0.55, 0.66), (0.92, 0.86, 0.80)),
+        road=(0.30, 0.31, 0.34), sidewalk_color=(0.58, 0.57, 0.60), terrain=(0.40, 0.50, 0.27),
+        vegetation=(0.18, 0.36, 0.16),
+    ),
 }
 
 CAR_COLORS = np.array([(0.85, 0.85, 0.85), (0.08, 0.08, 0.09), (0.55, 0.06, 0.05), (0.10, 0.18, 0.45),

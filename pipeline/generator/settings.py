@@ -1,0 +1,110 @@
+"""The `generator` section of params.yaml, checked: the chosen profile's sizes and the caption conditions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from pipeline.domains import check_condition
+from pipeline.errors import InputError
+from pipeline.sd import Sizes
+
+# One attention head per block: at these widths, 8 heads of 4-8 channels make attention 5-10x slower on a CPU.
+HEADS = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much to train, at which size: one entry of `generator.profiles`."""
+
+    images: int  # corpus images
+    height: int
+    width: int
+    batch: int
+    vae_steps: int
+    unet_steps: int
+    lr: float
+    unet: tuple[int, ...]  # UNet channels per level
+    vae: tuple[int, ...]  # VAE channels per level; each level after the first halves the resolution
+    text_width: int
+    text_layers: int
+
+    def sizes(self) -> Sizes:
+        return Sizes(unet=self.unet, vae=self.vae, text_width=self.text_width, text_layers=self.text_layers,
+                     attention_head_dim=HEADS)  # fmt: skip
+
+    @property
+    def factor(self) -> int:
+        """Image pixels per latent pixel, along each side."""
+        return 2 ** (len(self.vae) - 1)
+
+
+@dataclass(frozen=True)
+class Words:
+    """The parts of a caption taken from the `prompts` section."""
+
+    quality: str
+    locations: list[str]
+    scenes: list[str]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A caption condition word and the world condition (with parameter ranges) its images are rendered in."""
+
+    word: str
+    world: str
+    params: dict[str, tuple[float, float]]
+
+
+def load_profile(cfg: dict) -> Profile:
+    """The profile `generator.profile` names, checked for its keys and for sizes the model can work at."""
+    name, profiles = cfg["profile"], cfg["profiles"] or {}
+    if name not in profiles:
+        raise InputError("params.yaml generator.profile", f"unknown profile {name!r}",
+                         f"use one of: {', '.join(profiles)}, or add it under generator.profiles")  # fmt: skip
+    where = f"params.yaml generator.profiles.{name}"
+    spec = profiles[name] or {}
+    keys = [f.name for f in fields(Profile)]
+    missing, unknown = [k for k in keys if k not in spec], sorted(set(spec) - set(keys))
+    if missing or unknown:
+        problem = f"no `{missing[0]}`" if missing else f"unknown key {unknown[0]!r}"
+        raise InputError(where, problem, f"a profile takes: {', '.join(keys)}")
+    profile = Profile(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    multiple = profile.factor * 2 ** (len(profile.unet) - 1)
+    if profile.height % multiple or profile.width % multiple:
+        raise InputError(where, f"{profile.height}x{profile.width} does not divide into the VAE's and the UNet's "
+                         f"downsamplings", f"use a height and width that are multiples of {multiple}")  # fmt: skip
+    return profile
+
+
+def load_conditions(cfg: dict) -> list[Condition]:
+    """The caption conditions of `generator.conditions`, each checked against the world's conditions."""
+    conditions = cfg["conditions"]
+    if not isinstance(conditions, dict) or not conditions:
+        raise InputError("params.yaml generator.conditions", "no caption conditions",
+                         "map caption words to world conditions, e.g. fog/mist: {condition: fog}")  # fmt: skip
+    loaded = []
+    for word, spec in conditions.items():
+        where = f"params.yaml generator.conditions.{word}"
+        if not isinstance(spec, dict) or set(spec) - {"condition", "params"}:
+            raise InputError(where, f"{spec!r} is not {{condition: ..., params: ...}}",
+                             "give e.g. fog/mist: {condition: fog, params: {visibility: [60, 150]}}")  # fmt: skip
+        params = check_condition(where, spec.get("condition"), spec.get("params"))
+        loaded.append(Condition(word, spec["condition"], params))
+    return loaded
+
+
+def load_words(prompts: dict) -> Words:
+    """The caption words of the `prompts` section: a quality string and non-empty lists of locations and scenes."""
+    for key in ("locations", "scenes"):
+        if not isinstance(prompts[key], list) or not prompts[key]:
+            raise InputError(f"params.yaml prompts.{key}", "must be a non-empty list", 'use [""] for "no choice"')
+    return Words(str(prompts["quality"]), [str(w) for w in prompts["locations"]], [str(w) for w in prompts["scenes"]])
+
+
+def load_samples(cfg: dict) -> int:
+    """`generator.samples`: images per caption condition on the sample sheets."""
+    count = cfg["samples"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError("params.yaml generator.samples", f"{count!r} is not a positive integer", "set e.g. 6")
+    return count

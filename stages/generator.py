@@ -1,0 +1,58 @@
+"""DVC stage `generator`: train the embedded default's small Stable Diffusion into models/generator.
+
+When `synthesize.model` names other weights (a real Stable Diffusion), nothing is trained: the stage writes a note,
+an empty samples folder and a loss log without rows, so that DVC's outputs exist.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pipeline.atomic import atomic_dir
+from pipeline.generator.corpus import CITY, build_corpus
+from pipeline.generator.model import save
+from pipeline.generator.samples import write_samples
+from pipeline.generator.settings import load_conditions, load_profile, load_samples, load_words
+from pipeline.generator.train import LossLog, train
+from pipeline.sd import build_components
+from stages import params
+
+OUT = Path("models/generator")
+SAMPLES = Path("reports/generator/samples")
+LOSS = Path("reports/generator/loss.csv")
+
+
+def run() -> str:
+    cfg = params("generator", required=("seed", "profile", "profiles", "conditions", "samples"))
+    prompts = params("prompts", required=("quality", "locations", "scenes"))
+    model = params("synthesize", required=("model",))["model"]
+    if Path(str(model)) != OUT:
+        return skip(model)
+    profile, conditions, words, count = load_profile(cfg), load_conditions(cfg), load_words(prompts), load_samples(cfg)
+    start = time.perf_counter()
+    corpus = build_corpus(cfg["seed"], profile.images, profile.height, profile.width, conditions, words,
+                          workers=os.cpu_count() or 1)  # fmt: skip
+    components = build_components(profile.sizes(), cfg["seed"])
+    log = train(components, corpus, profile, cfg["seed"])
+    with atomic_dir(OUT) as tmp:
+        save(components, tmp)
+        sheets = write_samples(tmp, corpus, count, cfg["seed"], SAMPLES)
+        log.write(LOSS)
+    return (f"wrote {OUT}: {profile.images} images of city {CITY} at {profile.height}x{profile.width}, "
+            f"vae {profile.vae_steps} steps (loss {log.final('vae'):.4f}), unet {profile.unet_steps} steps "
+            f"(loss {log.final('unet'):.4f}), {len(sheets)} sample sheets, {time.perf_counter() - start:.0f} s")
+
+
+def skip(model: str) -> str:
+    """Write only the note and empty outputs: synthesis uses other weights."""
+    reason = f"synthesize.model is {model!r}, not {OUT}, so synthesis uses those weights and no generator is trained"
+    with atomic_dir(OUT) as tmp:
+        (tmp / "README.md").write_text(f"# No generator here\n\n{reason}.\nTo train the embedded default's generator "
+                                       f"here, set `synthesize.model: {OUT}` in params.yaml and run "
+                                       "`dvc repro generator`.\n")  # fmt: skip
+    with atomic_dir(SAMPLES):
+        pass
+    LossLog().write(LOSS)
+    return f"skipped: {reason}"

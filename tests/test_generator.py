@@ -1,0 +1,195 @@
+"""The generator stage: the captioned corpus, VAE training, an end-to-end run on a tiny profile that loads as a
+Stable Diffusion pipeline, the skip path, and bad settings (exit code 2, nothing written)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from diffusers import PNDMScheduler, StableDiffusionPipeline
+from typer.testing import CliRunner
+
+from pipeline.generator.corpus import build_corpus
+from pipeline.generator.settings import Profile, load_conditions, load_words
+from pipeline.generator.train import LossLog, pixels, train_vae
+from pipeline.sd import build_components
+from pipeline.world import render
+from stages import generator as stage
+from stages.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
+WORDS = load_words(SHIPPED["prompts"])
+TINY = {"images": 24, "height": 32, "width": 64, "batch": 8, "vae_steps": 20, "unet_steps": 50, "lr": 0.002,
+        "unet": [16, 32], "vae": [16, 32, 32], "text_width": 32, "text_layers": 1}  # fmt: skip
+PARAMS = {
+    "prompts": {"quality": "A high quality photo;", "locations": ["europe", "USA"], "scenes": ["", "City"]},
+    "generator": {
+        "seed": 0,
+        "profile": "tiny",
+        "conditions": {"sunny": {"condition": "clear"},
+                       "fog/mist": {"condition": "fog", "params": {"visibility": [30, 60]}},
+                       "stormy": {"condition": "rain", "params": {"darkness": [0.35, 0.5]}}},
+        "profiles": {"tiny": TINY},
+        "samples": 2,
+    },
+    "synthesize": {"model": "models/generator"},
+}  # fmt: skip
+OUT, SAMPLES, LOSS = Path("models/generator"), Path("reports/generator/samples"), Path("reports/generator/loss.csv")
+
+
+def write_params(params: dict) -> None:
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def corpus(size: int, seed: int = 0, height: int = 16, width: int = 32):
+    return build_corpus(seed, size, height, width, load_conditions(SHIPPED["generator"]), WORDS)
+
+
+def test_captions_name_their_condition_and_no_other():
+    shipped = load_conditions(SHIPPED["generator"])
+    words = [c.word for c in shipped]
+    assert "night" not in SHIPPED["generator"]["conditions"]
+    data = corpus(2 * len(words) + 3)
+    assert data.conditions[: len(words)] == words  # cycled in order: balanced
+    counts = pd.Series(data.conditions).value_counts()
+    assert counts.max() - counts.min() <= 1
+    every_condition = set(SHIPPED["prompts"]["conditions"])
+    for text, word in zip(data.captions, data.conditions):
+        assert text.startswith("A high quality photo; ") and text.endswith(f", {word}")
+        parts = set(text.split("; ")[-1].split(", "))
+        assert parts & every_condition == {word}, text
+        assert "night" not in text
+        assert {"road", "sky"} <= parts  # the classes present in the rendered label
+
+
+def test_corpus_is_deterministic():
+    first, again, other = corpus(6), corpus(6), corpus(6, seed=1)
+    assert first.images.shape == (6, 16, 32, 3) and first.images.dtype == np.uint8
+    assert np.array_equal(first.images, again.images) and first.captions == again.captions
+    assert not np.array_equal(first.images, other.images)
+
+
+def test_city_c_differs_from_a_and_b():
+    for index in range(3):
+        c = render(0, "c", "clear", "val", index, 64, 128)
+        for city in ("a", "b"):
+            shot = render(0, city, "clear", "val", index, 64, 128)
+            assert np.abs(shot.image.astype(int) - c.image).mean() > 10, (city, index)
+            assert (shot.label != c.label).mean() > 0.1, (city, index)
+
+
+def test_vae_training_lowers_the_reconstruction_loss():
+    images = corpus(8, height=32, width=64).images
+    vae = build_components(Profile(**{**TINY, "unet": (16, 32), "vae": (16, 32, 32)}).sizes(), seed=0)["vae"]
+    x = pixels(images)
+
+    def error() -> float:
+        """Mean absolute error of the decoded posterior means, in the [-1, 1] pixel range."""
+        with torch.no_grad():
+            return float((vae.decode(vae.encode(x).latent_dist.mean).sample - x).abs().mean())
+
+    before = error()
+    log = LossLog()
+    train_vae(vae, images, steps=60, batch=4, lr=2e-3, generator=torch.Generator().manual_seed(0), log=log)
+    after = error()
+    assert before > 0.3, before  # an untrained decoder is far off
+    assert after < 0.6 * before, (before, after)
+    assert [step for step, _, _ in log.rows] == [10, 20, 30, 40, 50, 60]
+    assert log.rows[-1][2] < 0.5 * log.rows[0][2]  # the logged training loss (MSE + KL) falls too
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny profile run once through the stage, in its own project folder."""
+    project = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        write_params(PARAMS)
+        summary = stage.run()
+    return project, summary
+
+
+def test_stage_writes_a_stable_diffusion_folder(trained):
+    project, summary = trained
+    assert summary.startswith("wrote models/generator: 24 images of city c at 32x64, vae 20 steps")
+    pipe = StableDiffusionPipeline.from_pretrained(project / OUT, local_files_only=True)
+    assert isinstance(pipe.scheduler, PNDMScheduler) and pipe.scheduler.config.skip_prk_steps
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear" and pipe.scheduler.config.beta_end == 0.012
+    assert pipe.vae.config.scaling_factor != 1.0  # set from the latents' std
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(["fog/mist", "sunny"], height=32, width=64, num_inference_steps=2, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+    assert images.shape == (2, 32, 64, 3) and np.isfinite(images).all()
+
+
+def test_stage_logs_the_loss_and_draws_a_sheet_per_condition(trained):
+    project, _ = trained
+    loss = pd.read_csv(project / LOSS)
+    assert list(loss.columns) == ["step", "phase", "loss"]
+    assert loss["step"].is_monotonic_increasing and loss["step"].iloc[-1] == TINY["vae_steps"] + TINY["unet_steps"]
+    assert loss.loc[loss["phase"] == "vae", "step"].max() == TINY["vae_steps"]
+    unet = loss.loc[loss["phase"] == "unet", "loss"].to_numpy()
+    quarter = max(1, len(unet) // 4)
+    assert unet[-quarter:].mean() < unet[:quarter].mean()
+    sheets = sorted(p.name for p in (project / SAMPLES).iterdir())
+    assert sheets == ["fog-mist.png", "stormy.png", "sunny.png"]
+    sheet = cv2.imread(str(project / SAMPLES / "fog-mist.png"))
+    assert sheet.shape[0] == 2 * (128 + 2)  # a corpus row and a samples row of 128 px tiles
+    assert not [p for p in project.rglob(".*.tmp")]
+
+
+def test_stage_skips_when_synthesis_uses_other_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_params({**PARAMS, "synthesize": {"model": "stabilityai/stable-diffusion-2-base"}})
+    summary = stage.run()
+    assert summary.startswith("skipped: synthesize.model is 'stabilityai/stable-diffusion-2-base'")
+    assert [p.name for p in OUT.iterdir()] == ["README.md"]
+    assert "stabilityai/stable-diffusion-2-base" in (OUT / "README.md").read_text()
+    assert SAMPLES.is_dir() and not list(SAMPLES.iterdir())
+    assert LOSS.read_text() == "step,phase,loss\n"
+
+
+def _with(path: tuple[str, ...], value) -> dict:
+    params = copy.deepcopy(PARAMS)
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        pytest.param(("generator", "profile"), "huge", ["params.yaml generator.profile", "unknown profile 'huge'",
+                                                         "use one of: tiny"], id="unknown-profile"),
+        pytest.param(("generator", "conditions", "hail"), {"condition": "hail"},
+                     ["generator.conditions.hail", "unknown condition 'hail'", "use one of: clear, fog"],
+                     id="unknown-world-condition"),
+        pytest.param(("generator", "conditions", "fog/mist", "params"), {"density": [1, 2]},
+                     ["generator.conditions.fog/mist", "unknown fog parameter 'density'",
+                      "fog takes: visibility, airlight"], id="unknown-parameter"),
+        pytest.param(("generator", "conditions", "fog/mist", "params"), {"visibility": 80},
+                     ["fog parameter 'visibility' must be a range [low, high], got 80", "visibility: [25.0, 60.0]"],
+                     id="parameter-not-a-range"),
+        pytest.param(("generator", "profiles", "tiny", "height"), 30,
+                     ["generator.profiles.tiny", "30x64", "multiples of 8"], id="indivisible-size"),
+        pytest.param(("generator", "samples"), 0, ["generator.samples", "not a positive integer"], id="no-samples"),
+    ],
+)  # fmt: skip
+def test_bad_settings_exit_2_and_write_nothing(tmp_path, monkeypatch, path, value, expected):
+    monkeypatch.chdir(tmp_path)
+    write_params(_with(path, value))
+    result = CliRunner().invoke(app, ["generator"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and "\n  fix: " in result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr
+    assert not Path("models").exists() and not Path("reports").exists()
