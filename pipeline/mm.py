@@ -9,6 +9,11 @@ the code patches mm*. Call `setup()` before building a Runner.
   (the pipeline's own work dirs) load fully; any other file keeps `weights_only=True`.
 - `mmseg::`/`mmdet::` base-config lookups need `pkg_resources` (removed from setuptools >= 82): `package_config`
   loads the configs shipped inside the packages by path instead.
+- mmengine's `DVCLiveVisBackend` runs `dvc init -f --no-scm` in the current folder when git has no user name
+  (it asks pygit2 for a default signature): in a DVC project that would re-initialise `.dvc`. `setup()` registers
+  `GitFreeDVCLiveVisBackend`, the same backend without that step (DVCLive itself needs no git user), and without
+  logging the whole Runner config as DVCLive params (a second params.yaml beside the curves; DVC already tracks the
+  project's params.yaml, and `pipeline.seg.train` saves the model config with the weights).
 """
 
 from __future__ import annotations
@@ -38,10 +43,24 @@ def _load_local_checkpoint(filename: str, map_location=None):
 
 @functools.cache
 def setup() -> None:
-    """Install the checkpoint loader above (idempotent)."""
+    """Install the checkpoint loader and the DVCLive backend above (idempotent)."""
+    from mmengine.registry import VISBACKENDS
     from mmengine.runner.checkpoint import CheckpointLoader
+    from mmengine.visualization import DVCLiveVisBackend
 
     CheckpointLoader.register_scheme(prefixes="", loader=_load_local_checkpoint, force=True)
+
+    class GitFreeDVCLiveVisBackend(DVCLiveVisBackend):
+        def _init_env(self):
+            from dvclive import Live
+
+            self._init_kwargs = {"dir": self._save_dir, **(self._init_kwargs or {})}
+            self._dvclive = Live(**self._init_kwargs)
+
+        def add_config(self, config, **kwargs):
+            pass
+
+    VISBACKENDS.register_module("GitFreeDVCLiveVisBackend", module=GitFreeDVCLiveVisBackend, force=True)
 
 
 def package_config(package: str, relative: str):

@@ -66,6 +66,26 @@ def synthesize() -> None:
 
 
 @app.command()
+def train(
+    method: str = typer.Argument(..., help="source, naive, drsf, didex or diga"),
+    seed: int = typer.Option(0, help="the run's seed (model init, data order, augmentation)"),
+) -> None:
+    """Train one segmentation model into models/seg/METHOD-sSEED; resumes an interrupted run."""
+    from stages import train as stage
+
+    try:
+        typer.echo(stage.run(method, seed))
+    except InputError as error:
+        _fail(error)
+
+
+@app.command()
+def evaluate() -> None:
+    """Score every trained model on every domain: reports/metrics.json, reports/seg/ tables, heatmap and gallery."""
+    _run("evaluate")
+
+
+@app.command()
 def doctor() -> None:
     """Print versions, the device, whether mmcv's compiled ops work, and where model weights are looked up."""
     from stages.doctor import report

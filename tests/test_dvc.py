@@ -1,9 +1,10 @@
 """The DVC pipeline in a temporary git + DVC repo, on a tiny world and a tiny generator: `dvc repro` builds, a second
 run is a no-op, a change to one domain's parameters rebuilds only that domain and what reads it, and going back to
-synthesis settings already run restores the images from DVC's run-cache instead of generating them again."""
+synthesis settings already run restores the images (and the models trained on them) from DVC's run-cache."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +34,11 @@ PARAMS = {
     "synthesize": {"model": "models/generator", "revision": None, "mode": "img2img", "height": 16, "width": 32,
                    "steps": 2, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 2, "dtype": "auto",
                    "compile": False, "shard_size": 2, "sheet": {"images": 1, "tile_height": 16}},
+    "train": {"methods": ["naive"], "seeds": [0], "source": {}, "naive": {},
+              "common": {"arch": "tiny", "pretrained": None, "iters": 2, "batch": 2, "scale": [64, 32],
+                         "crop": [32, 32], "lr": 0.001, "weight_decay": 0.0, "warmup": 1, "workers": 0,
+                         "checkpoint_every": 2}},
+    "evaluate": {"split": "val", "batch": 2, "gallery": 1},
 }  # fmt: skip
 
 
@@ -55,12 +61,18 @@ def repo(tmp_path_factory) -> Path:
     _run(repo, "git", "config", "user.email", "tests@dgsynth.invalid")
     _run(repo, "dvc", "init", "-q")
     _run(repo, "dvc", "config", "core.analytics", "false")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "a project")  # DVCLive (training curves) needs a commit to start from
     return repo
 
 
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
     first = _run(repo, "dvc", "repro")
-    assert {"data@src", "gallery", "prompts", "generator", "synthesize"} <= _ran(first)
+    assert {"data@src", "gallery", "prompts", "generator", "synthesize", "train-source@0", "train@naive-0",
+            "evaluate"} <= _ran(first)
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["seg"]
+    assert set(metrics) == {"source", "naive"} and set(metrics["source"]) == {"src", "fog", "target_mean"}
+    assert 0 <= metrics["naive"]["fog"]["mIoU"] <= 100
     assert len(pd.read_parquet(repo / "data/domains/src/train.parquet")) == 3
     assert (repo / "reports/data/gallery.png").stat().st_size > 0
 
@@ -71,7 +83,7 @@ def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path
     _set(repo, "data", "domains", {**PARAMS["data"]["domains"], "fog": {**PARAMS["data"]["domains"]["fog"],
                                                                       "splits": {"val": 3}}})  # fmt: skip
     third = _run(repo, "dvc", "repro")
-    assert _ran(third) == {"data@fog", "gallery"}
+    assert _ran(third) == {"data@fog", "gallery", "evaluate"}
     assert len(pd.read_parquet(repo / "data/domains/fog/val.parquet")) == 3
 
 
@@ -90,7 +102,7 @@ def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
     first = pd.read_parquet(repo / "data/synthetic/train.parquet")
     assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
     _set(repo, "synthesize", "steps", 3)
-    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "train@naive-0", "evaluate"}
     assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
     _set(repo, "synthesize", "steps", 2)
     back = _run(repo, "dvc", "repro")

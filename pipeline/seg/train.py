@@ -1,0 +1,78 @@
+"""One training run through MMEngine's Runner: resumable work dir outside DVC's outputs, then the exported model.
+
+The Runner works in `.dgsynth/wip/train-<run>-<fingerprint>/`; the fingerprint hashes the Runner config, the bytes of
+the manifests it reads and the code of `pipeline/seg`, so a killed run resumes from its last checkpoint (every
+`checkpoint_every` iterations) and a run with other inputs starts over. When training ends, `models/seg/<run>/` gets
+`model.pth` (the weights only, teacher and discriminator included) and `config.json` (the model and test settings
+evaluation needs), atomically, and the work dir is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline import mm
+from pipeline.atomic import atomic_dir
+from pipeline.seg.config import runner_config
+from pipeline.seg.data import synthetic_conditions
+from pipeline.seg.settings import PAIRED, TrainSettings
+
+CODE = Path(__file__).parent
+
+
+def run_name(method: str, seed: int) -> str:
+    return f"{method}-s{seed}"
+
+
+def fingerprint(config: dict, inputs: list[Path]) -> str:
+    """16 hex digits of the sha256 of the Runner config, the input manifests and this package's code."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for path in [*inputs, *sorted(CODE.rglob("*.py"))]:
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def train(settings: TrainSettings, seed: int, source: list[Path], synthetic: Path | None, out: Path, curves: Path,
+          wip: Path) -> str:  # fmt: skip
+    """Train one model into `out` (and its loss curves into `curves`); return a one-line summary."""
+    import pipeline.seg.methods  # noqa: F401  (registers the methods' segmentors and hooks)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    name = out.name
+    paired = settings.method in PAIRED
+    conditions = synthetic_conditions(str(synthetic)) if paired else []
+    inputs = [*source, *([synthetic] if paired else [])]
+    probe = runner_config(settings, seed, "", [str(p) for p in source], str(synthetic), conditions, curves)
+    work = wip / f"train-{name}-{fingerprint(probe, inputs)}"
+    for stale in wip.glob(f"train-{name}-*"):
+        if stale != work:
+            shutil.rmtree(stale)
+    config = runner_config(settings, seed, work, [str(p) for p in source], str(synthetic), conditions, curves)
+    mm.setup()
+    mm.trust_checkpoints_under(work)
+    resumed = (work / "last_checkpoint").is_file()
+    start = time.perf_counter()
+    runner = Runner.from_cfg(Config(dict(config, resume=resumed)))
+    runner.train()
+    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    if runner.rank == 0:
+        export(model, config, settings.scale, conditions, out)
+        shutil.rmtree(work, ignore_errors=True)
+    return (f"wrote {out}: {settings.method}, {settings.arch}, {settings.iters} iterations of {settings.batch} images"
+            f"{' (half synthetic)' if paired else ''}, seed {seed}"
+            f"{' (resumed)' if resumed else ''}, {time.perf_counter() - start:.0f} s")
+
+
+def export(model: torch.nn.Module, config: dict, scale: tuple[int, int], conditions: list[str], out: Path) -> None:
+    """Write the weights and what evaluation needs (the model config, the input `scale`) into `out`, atomically."""
+    with atomic_dir(out) as tmp:
+        torch.save(model.state_dict(), tmp / "model.pth")
+        described = {"model": config["model"], "scale": list(scale), "conditions": conditions}
+        (tmp / "config.json").write_text(json.dumps(described, indent=1, default=list) + "\n")
