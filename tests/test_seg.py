@@ -7,10 +7,12 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
-from mmengine.registry import DefaultScope
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS, DefaultScope
 from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
@@ -19,7 +21,8 @@ from mmseg.utils import register_all_modules
 from pipeline.errors import InputError
 from pipeline.labels import CLASSES
 from pipeline.manifest import read_manifest, write_manifest
-from pipeline.seg.config import segmentor, eval_pipeline
+from pipeline.seg import train as train_module
+from pipeline.seg.config import eval_pipeline, runner_config, segmentor
 from pipeline.seg.data import ManifestSegDataset, PairedDataset, paired_collate
 from pipeline.seg.evaluate import iou_from_areas
 from pipeline.seg.settings import load_settings
@@ -138,3 +141,37 @@ def test_method_arguments_are_checked_against_the_segmentor():
         load_settings(cfg, "naive")
     drsf = segmentor(load_settings(TRAIN, "drsf"), ["fog/mist", "rain"])
     assert drsf["type"] == "DRSFSegmentor" and drsf["num_pseudo_domains"] == 2
+
+
+@HOOKS.register_module()
+class StopAfterTwoIterations(Hook):
+    """Kills a training run after its second iteration (and the checkpoint written there)."""
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == 2:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(manifests, tmp_path, monkeypatch):
+    source, synthetic = manifests
+    settings = _settings("naive", arch="tiny", iters=4, batch=2, scale=[64, 32], crop=[32, 32], warmup=1, workers=0,
+                         checkpoint_every=2)  # fmt: skip
+    out, curves, wip = tmp_path / "models/naive-s0", tmp_path / "curves", tmp_path / "wip"
+
+    def with_stop(*args, **kwargs):
+        config = runner_config(*args, **kwargs)
+        stop = dict(type="StopAfterTwoIterations", priority="LOWEST")  # after the checkpoint hook
+        return dict(config, custom_hooks=[*config["custom_hooks"], stop])
+
+    monkeypatch.setattr(train_module, "runner_config", with_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(settings, 0, [source], synthetic, out, curves, wip)
+    (work,) = wip.iterdir()
+    assert (work / "iter_2.pth").is_file() and not out.exists()
+    monkeypatch.setattr(train_module, "runner_config", runner_config)
+    summary = train_module.train(settings, 0, [source], synthetic, out, curves, wip)
+    assert "(resumed)" in summary and not work.exists()
+    steps = pd.read_csv(curves / "plots/metrics/loss.tsv", sep="\t")["step"].tolist()
+    assert steps == [1, 2, 3, 4]  # iterations 3 and 4 appended to the killed run's curve
+    state = torch.load(out / "model.pth", weights_only=True)
+    assert any(key.startswith("backbone.") for key in state)

@@ -63,8 +63,10 @@ def segmentor(settings: TrainSettings, conditions: list[str]) -> dict | None:
 
 
 def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, source: list[str],
-                  synthetic: str | None, conditions: list[str], curves: str | Path) -> dict:  # fmt: skip
-    """The Runner config: `source` manifests (and the `synthetic` one with its `conditions`, for paired methods)."""
+                  synthetic: str | None, conditions: list[str], curves: str | Path,
+                  resume: bool = False) -> dict:  # fmt: skip
+    """The Runner config: `source` manifests (and the `synthetic` one with its `conditions`, for paired methods);
+    `resume` continues from the last checkpoint in `work_dir` and appends to the curves."""
     pipeline = train_pipeline(settings)
     dataset = dict(type="ManifestSegDataset", manifests=list(source), pipeline=pipeline)
     collate = "pseudo_collate"
@@ -80,7 +82,8 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
         model=model_config(settings.arch, segmentor(settings, conditions), settings.pretrained),
         work_dir=str(work_dir),
         train_dataloader=dict(batch_size=per_call, num_workers=settings.workers,
-                              persistent_workers=settings.workers > 0, sampler=dict(type="InfiniteSampler", shuffle=True),
+                              persistent_workers=settings.workers > 0,
+                              sampler=dict(type="InfiniteSampler", shuffle=True),
                               collate_fn=dict(type=collate), dataset=dataset),  # fmt: skip
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
         optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=settings.lr, betas=(0.9, 0.999),
@@ -98,21 +101,23 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
         custom_hooks=hooks,
-        visualizer=dict(type="SegLocalVisualizer", vis_backends=[dvclive_backend(curves)]),
+        visualizer=dict(type="SegLocalVisualizer", vis_backends=[dvclive_backend(curves, resume)]),
         log_processor=dict(by_epoch=False),
         log_level="WARNING",
         randomness=dict(seed=seed),
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                      dist_cfg=dict(backend="nccl" if _cuda() else "gloo")),  # fmt: skip
         launcher="pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none",
+        resume=resume,
     )
 
 
-def dvclive_backend(curves: str | Path) -> dict:
+def dvclive_backend(curves: str | Path, resume: bool) -> dict:
     """mmengine's DVCLive backend writing only metrics under `curves`: no dvc.yaml edits, no experiment of its own
     (the stage runs inside `dvc repro` or `dvc exp run`), no config files logged as artifacts."""
     return dict(type="GitFreeDVCLiveVisBackend", save_dir=str(curves), artifact_suffix=(),
-                init_kwargs=dict(dvcyaml=None, save_dvc_exp=False, report=None, monitor_system=False))  # fmt: skip
+                init_kwargs=dict(dvcyaml=None, save_dvc_exp=False, report=None, monitor_system=False,
+                                 resume=resume))  # fmt: skip
 
 
 def _cuda() -> bool:

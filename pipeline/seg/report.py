@@ -85,7 +85,8 @@ def gallery(rows: pd.DataFrame, predictions: dict[str, list[np.ndarray]], path: 
     """The manifest `rows`' images, their ground truth and each model's predictions, one row each."""
     images = [read_rgb(p) for p in rows["image"]]
     size = (images[0].shape[1], images[0].shape[0])
-    sheet = [("image", images), ("ground truth", [colorize(cv2.imread(p, cv2.IMREAD_UNCHANGED)) for p in rows["label"]])]
+    truths = [colorize(cv2.imread(p, cv2.IMREAD_UNCHANGED)) for p in rows["label"]]
+    sheet = [("image", images), ("ground truth", truths)]
     sheet += [(name, [colorize(cv2.resize(p, size, interpolation=cv2.INTER_NEAREST)) for p in preds])
               for name, preds in predictions.items()]  # fmt: skip
     write_png(contact_sheet(sheet, tile_height=tile_height), path)

@@ -70,7 +70,8 @@ def load_settings(cfg: dict, method: str) -> TrainSettings:
         value = common[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"params.yaml train.common.{key}", f"{value!r} is not a positive integer", "set e.g. 4")
-    if isinstance(common["warmup"], bool) or not isinstance(common["warmup"], int) or not 0 <= common["warmup"] < common["iters"]:
+    warmup = common["warmup"]
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < common["iters"]:
         raise InputError("params.yaml train.common.warmup", f"{common['warmup']!r} is not in [0, iters)",
                          f"use fewer warm-up iterations than the {common['iters']} iterations")  # fmt: skip
     common["pretrained"] = resolve_pretrained(common["pretrained"])
@@ -79,7 +80,7 @@ def load_settings(cfg: dict, method: str) -> TrainSettings:
                          "half of a batch is source images, half synthetic: use e.g. 4")  # fmt: skip
     options = cfg.get(method) or {}
     if not isinstance(options, dict) or (options and method not in WITH_OPTIONS):
-        raise InputError(f"params.yaml train.{method}", f"{options!r} is not a mapping of segmentor arguments",
-                         f"{method} takes none: use {{}}" if method not in WITH_OPTIONS else "give key: value pairs")  # fmt: skip
+        fix = "give key: value pairs" if method in WITH_OPTIONS else f"{method} takes none: use {{}}"
+        raise InputError(f"params.yaml train.{method}", f"{options!r} is not a mapping of segmentor arguments", fix)
     return TrainSettings(method=method, options=dict(options),
                          **{k: tuple(v) if isinstance(v, list) else v for k, v in common.items()})  # fmt: skip

@@ -1,10 +1,12 @@
 """One training run through MMEngine's Runner: resumable work dir outside DVC's outputs, then the exported model.
 
-The Runner works in `.dgsynth/wip/train-<run>-<fingerprint>/`; the fingerprint hashes the Runner config, the bytes of
-the manifests it reads and the code of `pipeline/seg`, so a killed run resumes from its last checkpoint (every
-`checkpoint_every` iterations) and a run with other inputs starts over. When training ends, `models/seg/<run>/` gets
-`model.pth` (the weights only, teacher and discriminator included) and `config.json` (the model and test settings
-evaluation needs), atomically, and the work dir is removed.
+The Runner works in `.dgsynth/wip/train-<run>-<fingerprint>/`; the fingerprint hashes the Runner settings that shape
+the weights, the bytes of the manifests it reads and the code of `pipeline/seg`, so a killed run resumes from its
+last checkpoint (every `checkpoint_every` iterations) and a run with other inputs starts over. The DVCLive curves
+are written in the work dir too (DVC deletes the stage's outputs before a rerun), so a resumed run's curves hold
+every iteration. When training ends, `models/seg/<run>/` gets `model.pth` (the weights only, teacher and
+discriminator included) and `config.json` (the model and the input scale evaluation needs), the curves move to
+`curves`, both atomically, and the work dir is removed.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from pathlib import Path
 import torch
 
 from pipeline import mm
-from pipeline.atomic import atomic_dir
+from pipeline.atomic import atomic_dir, replace_dir
 from pipeline.seg.config import runner_config
 from pipeline.seg.data import synthetic_conditions
 from pipeline.seg.settings import PAIRED, TrainSettings
 
 CODE = Path(__file__).parent
+RESULT_KEYS = ("model", "train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler", "randomness")
 
 
 def run_name(method: str, seed: int) -> str:
@@ -31,8 +34,10 @@ def run_name(method: str, seed: int) -> str:
 
 
 def fingerprint(config: dict, inputs: list[Path]) -> str:
-    """16 hex digits of the sha256 of the Runner config, the input manifests and this package's code."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    """16 hex digits of the sha256 of what determines the trained weights: the Runner config's model, data,
+    optimizer, schedule and seed (not its hooks, logging or work dir), the input manifests and this package's code."""
+    described = {key: config[key] for key in RESULT_KEYS}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     for path in [*inputs, *sorted(CODE.rglob("*.py"))]:
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
     return digest.hexdigest()[:16]
@@ -54,16 +59,18 @@ def train(settings: TrainSettings, seed: int, source: list[Path], synthetic: Pat
     for stale in wip.glob(f"train-{name}-*"):
         if stale != work:
             shutil.rmtree(stale)
-    config = runner_config(settings, seed, work, [str(p) for p in source], str(synthetic), conditions, curves)
+    resumed = (work / "last_checkpoint").is_file()
+    config = runner_config(settings, seed, work, [str(p) for p in source], str(synthetic), conditions, work / "curves",
+                           resumed)  # fmt: skip
     mm.setup()
     mm.trust_checkpoints_under(work)
-    resumed = (work / "last_checkpoint").is_file()
     start = time.perf_counter()
-    runner = Runner.from_cfg(Config(dict(config, resume=resumed)))
+    runner = Runner.from_cfg(Config(config))
     runner.train()
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     if runner.rank == 0:
         export(model, config, settings.scale, conditions, out)
+        replace_dir(work / "curves", curves)
         shutil.rmtree(work, ignore_errors=True)
     return (f"wrote {out}: {settings.method}, {settings.arch}, {settings.iters} iterations of {settings.batch} images"
             f"{' (half synthetic)' if paired else ''}, seed {seed}"

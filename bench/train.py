@@ -1,0 +1,92 @@
+"""Benchmark: seconds per training iteration of every method, relative to source-only, in one process.
+
+    python bench/train.py [--iters 30] [--warmup 10] [--arch segformer-b0]
+
+Each method runs `iters` iterations of its Runner with the `train` settings of params.yaml (same batch, crop and
+model) on the real manifests (data/domains/<source>, data/synthetic: run `dvc repro synthesize` first); a hook
+records the wall time of every iteration, and the median after `warmup` iterations is reported. DRSF's paper claims
+a marginal overhead: the `drsf` row shows ours. Writes reports/bench/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+import pipeline.seg.methods  # noqa: F401  (registers the segmentors)
+from pipeline import mm
+from pipeline.seg.config import runner_config
+from pipeline.seg.data import synthetic_conditions
+from pipeline.seg.settings import METHODS, load_settings
+
+OUT = Path("reports/bench/train.json")
+SYNTHETIC = Path("data/synthetic/train.parquet")
+
+
+@HOOKS.register_module()
+class IterationClock(Hook):
+    """Wall time of every training iteration, in `times`."""
+
+    times: list[float] = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        IterationClock.times.append(time.perf_counter() - self.start)
+
+
+def seconds_per_iteration(method: str, cfg: dict, source: Path, iters: int, warmup: int) -> float:
+    settings = load_settings({**cfg, "common": {**cfg["common"], "iters": iters, "warmup": 1,
+                                                "checkpoint_every": iters}}, method)  # fmt: skip
+    conditions = synthetic_conditions(str(SYNTHETIC))
+    with tempfile.TemporaryDirectory() as work:
+        config = runner_config(settings, 0, work, [str(source)], str(SYNTHETIC), conditions, Path(work) / "curves")
+        config["custom_hooks"] = [*config["custom_hooks"], dict(type="IterationClock")]
+        config["visualizer"] = dict(type="SegLocalVisualizer")
+        IterationClock.times = []
+        Runner.from_cfg(Config(config)).train()
+    return statistics.median(IterationClock.times[warmup:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--arch", default=None, help="default: train.common.arch")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    cfg = params["train"]
+    if args.arch:
+        cfg["common"]["arch"] = args.arch
+    source = Path("data/domains") / params["data"]["source"] / "train.parquet"
+    mm.setup()
+    times = {method: seconds_per_iteration(method, cfg, source, args.iters, args.warmup) for method in METHODS}
+    report = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else
+        f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)",
+        "arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"], "crop": cfg["common"]["crop"],
+        "iters": args.iters, "warmup": args.warmup,
+        "seconds_per_iteration": times, "relative_to_source": {m: t / times["source"] for m, t in times.items()},
+    }  # fmt: skip
+    print(f"{'method':<8}{'s/iter':>9}{'x source':>10}")
+    for method, seconds in times.items():
+        print(f"{method:<8}{seconds:>9.3f}{seconds / times['source']:>10.2f}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
