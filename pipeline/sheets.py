@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,11 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], tile_height: int = 1
     width = max(r.shape[1] for r in rendered)
     padded = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rendered]
     return np.concatenate(padded, axis=0)
+
+
+def slug(condition: str) -> str:
+    """A file name for a condition word: `fog/mist` -> `fog-mist`, `harsh light` -> `harsh-light`."""
+    return re.sub(r"[^\w.]+", "-", condition).strip("-") or "no-condition"
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

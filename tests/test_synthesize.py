@@ -33,7 +33,7 @@ from pipeline.synthesis import generation
 from pipeline.synthesis.depth import estimate_depth, inverse_depth
 from pipeline.synthesis.model import looks_local
 from pipeline.synthesis.ranks import Ranks
-from pipeline.synthesis.report import slug
+from pipeline.sheets import slug
 from pipeline.synthesis.run import read_sources
 from stages.cli import app
 

@@ -7,7 +7,6 @@ sheets differ by the caption alone.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,11 @@ from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
 from pipeline.atomic import atomic_dir
 from pipeline.generator.corpus import Corpus
-from pipeline.sheets import contact_sheet, write_png
+from pipeline.sheets import contact_sheet, slug, write_png
 
 STEPS = 20
 GUIDANCE = 7.5
 TILE_HEIGHT = 128
-
-
-def slug(word: str) -> str:
-    """A file name for a caption condition: `fog/mist` -> `fog-mist`, spaces -> `-`."""
-    return re.sub(r"[/\s]+", "-", word.strip())
 
 
 def load(folder: str | Path) -> StableDiffusionPipeline:

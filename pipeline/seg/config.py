@@ -12,8 +12,9 @@ import inspect
 import os
 from pathlib import Path
 
-from pipeline.errors import InputError
+import torch
 
+from pipeline.errors import InputError
 from pipeline.seg.data import META_KEYS
 from pipeline.seg.models import model_config
 from pipeline.seg.settings import PAIRED, TrainSettings
@@ -106,7 +107,7 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
         log_level="WARNING",
         randomness=dict(seed=seed),
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                     dist_cfg=dict(backend="nccl" if _cuda() else "gloo")),  # fmt: skip
+                     dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),  # fmt: skip
         launcher="pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none",
         resume=resume,
     )
@@ -120,7 +121,3 @@ def dvclive_backend(curves: str | Path, resume: bool) -> dict:
                                  resume=resume))  # fmt: skip
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -18,7 +18,6 @@ from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline import mm
 from pipeline.labels import CLASSES
 
 
@@ -42,7 +41,6 @@ def load_model(folder: Path):
     register_all_modules(init_default_scope=True)
     described = json.loads((folder / "config.json").read_text())
     model = MODELS.build(Config(dict(model=described["model"])).model)
-    mm.setup()
     model.load_state_dict(torch.load(folder / "model.pth", map_location="cpu", weights_only=True))
     return model.eval(), tuple(described["scale"])
 

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline.atomic import atomic_path  # noqa: E402
-from pipeline.labels import CLASSES, IGNORE, PALETTE  # noqa: E402
+from pipeline.labels import CLASSES, colorize  # noqa: E402
 from pipeline.sheets import contact_sheet, read_rgb, write_png  # noqa: E402
 
 TARGET_MEAN = "target_mean"
@@ -71,14 +71,6 @@ def heatmap(per_class: pd.DataFrame, targets: list[str], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-
-
-def colorize(label: np.ndarray) -> np.ndarray:
-    """A trainId map in Cityscapes colours (ignore in black)."""
-    out = np.zeros((*label.shape, 3), np.uint8)
-    known = label != IGNORE
-    out[known] = PALETTE[label[known]]
-    return out
 
 
 def gallery(rows: pd.DataFrame, predictions: dict[str, list[np.ndarray]], path: Path, tile_height: int = 96) -> None:

@@ -1,7 +1,7 @@
 """One training run through MMEngine's Runner: resumable work dir outside DVC's outputs, then the exported model.
 
-The Runner works in `.dgsynth/wip/train-<run>-<fingerprint>/`; the fingerprint hashes the Runner settings that shape
-the weights, the bytes of the manifests it reads and the code of `pipeline/seg`, so a killed run resumes from its
+The Runner works in `.dgsynth/wip/train-<run>-<fingerprint>/`; the fingerprint hashes the settings that shape the
+weights, the seed, the manifests it reads and the code of `pipeline/seg`, so a killed run resumes from its
 last checkpoint (every `checkpoint_every` iterations) and a run with other inputs starts over. The DVCLive curves
 are written in the work dir too (DVC deletes the stage's outputs before a rerun), so a resumed run's curves hold
 every iteration. When training ends, `models/seg/<run>/` gets `model.pth` (the weights only, teacher and
@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -26,17 +27,18 @@ from pipeline.seg.data import synthetic_conditions
 from pipeline.seg.settings import PAIRED, TrainSettings
 
 CODE = Path(__file__).parent
-RESULT_KEYS = ("model", "train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler", "randomness")
+NOT_RESULTS = ("checkpoint_every",)  # settings that never change the weights
 
 
 def run_name(method: str, seed: int) -> str:
     return f"{method}-s{seed}"
 
 
-def fingerprint(config: dict, inputs: list[Path]) -> str:
-    """16 hex digits of the sha256 of what determines the trained weights: the Runner config's model, data,
-    optimizer, schedule and seed (not its hooks, logging or work dir), the input manifests and this package's code."""
-    described = {key: config[key] for key in RESULT_KEYS}
+def fingerprint(settings: TrainSettings, seed: int, inputs: list[Path]) -> str:
+    """16 hex digits of the sha256 of what determines the trained weights: the settings (the Runner config is built
+    from them by this package's code), the seed, the input manifests (paths and bytes) and this package's code."""
+    described = {k: v for k, v in asdict(settings).items() if k not in NOT_RESULTS}
+    described |= {"seed": seed, "inputs": [str(path) for path in inputs]}
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     for path in [*inputs, *sorted(CODE.rglob("*.py"))]:
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
@@ -54,14 +56,13 @@ def train(settings: TrainSettings, seed: int, source: list[Path], synthetic: Pat
     paired = settings.method in PAIRED
     conditions = synthetic_conditions(str(synthetic)) if paired else []
     inputs = [*source, *([synthetic] if paired else [])]
-    probe = runner_config(settings, seed, "", [str(p) for p in source], str(synthetic), conditions, curves)
-    work = wip / f"train-{name}-{fingerprint(probe, inputs)}"
-    for stale in wip.glob(f"train-{name}-*"):
-        if stale != work:
-            shutil.rmtree(stale)
+    work = wip / f"train-{name}-{fingerprint(settings, seed, inputs)}"
     resumed = (work / "last_checkpoint").is_file()
     config = runner_config(settings, seed, work, [str(p) for p in source], str(synthetic), conditions, work / "curves",
                            resumed)  # fmt: skip
+    for stale in wip.glob(f"train-{name}-*"):
+        if stale != work:
+            shutil.rmtree(stale)
     mm.setup()
     mm.trust_checkpoints_under(work)
     start = time.perf_counter()

@@ -6,19 +6,13 @@ boxes) over the generated image, to see at a glance whether the label still fits
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import cv2
 
-from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, write_png
+from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, slug, write_png
 
 TITLE_WIDTH = 180
-
-
-def slug(condition: str) -> str:
-    """A file name for a condition word: `fog/mist` -> `fog-mist`, `harsh light` -> `harsh-light`."""
-    return re.sub(r"[^\w.]+", "-", condition).strip("-") or "no-condition"
 
 
 def write_sheets(entries: list[tuple[dict, dict]], folder: Path, images: int, tile_height: int) -> list[Path]:

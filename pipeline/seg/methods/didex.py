@@ -23,7 +23,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from pipeline.seg.batch import labels, split_batch
-from pipeline.seg.methods.teacher import MeanTeacher, class_mix_mask, pixel_ce
+from pipeline.seg.methods.teacher import MeanTeacher, class_mix, pixel_ce
 
 
 def dacs_pseudo_labels(probs: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
@@ -66,9 +66,7 @@ class DIDEXSegmentor(MeanTeacher, EncoderDecoder):
         pixel_weight = quality[:, None, None].expand_as(pseudo_label)
         if self.mix:
             source_label = labels(batch.source_samples).to(inputs.device)
-            mask = class_mix_mask(source_label)
-            mixed = mask[:, None] * batch.source + (1 - mask[:, None]) * target
-            mixed_label = torch.where(mask.bool(), source_label, pseudo_label)
+            mixed, mixed_label, mask = class_mix(batch.source, source_label, target, pseudo_label)
             mixed_weight = torch.where(mask.bool(), torch.ones_like(pixel_weight), pixel_weight)
             losses["loss_mix"] = pixel_ce(self.student_logits(mixed), mixed_label, mixed_weight)
         if self.mic_mask_ratio > 0:

@@ -31,7 +31,7 @@ from mmseg.utils import add_prefix
 from torch import Tensor
 
 from pipeline.seg.batch import IGNORE, labels, split_batch
-from pipeline.seg.methods.teacher import MeanTeacher, class_mix_mask, pixel_ce
+from pipeline.seg.methods.teacher import MeanTeacher, class_mix, pixel_ce
 
 
 def soft_ce(target_logits: Tensor, logits: Tensor) -> Tensor:
@@ -157,9 +157,7 @@ class DiGASegmentor(MeanTeacher, EncoderDecoder):
         if self.mix:
             if len(batch.synthetic) != len(source):
                 raise ValueError(f"{len(source)} source images but {len(batch.synthetic)} synthetic ones")
-            mask = class_mix_mask(source_label)
-            mixed = mask[:, None] * source_aug + (1 - mask[:, None]) * batch.synthetic
-            mixed_label = torch.where(mask.bool(), source_label, self.synthetic_labels(batch))
+            mixed, mixed_label, _ = class_mix(source_aug, source_label, batch.synthetic, self.synthetic_labels(batch))
             clean, augmented = torch.cat([source, mixed]), torch.cat([source_aug, self.augment(mixed)])
             teacher_clean = torch.cat([teacher_source, self.teacher_forward(mixed)[0]])
         student_clean, student_aug = self.student_logits(clean), self.student_logits(augmented)

@@ -6,7 +6,7 @@
   optimizer never steps them.
 - The momentum follows DACS and DiGA: `min(1 - 1/(iter+1), alpha)`; at iteration 0 the teacher becomes the student.
 - `class_mix_mask` is ClassMix (Olsson et al., 2021) as DACS uses it: half of the classes present in each source
-  label (floor(K/2), ignore excluded), the mask is every pixel of those classes.
+  label (floor(K/2), ignore excluded), the mask is every pixel of those classes; `class_mix` pastes them.
 - `MeanTeacherHook` calls `update_teacher(runner.iter)` after every training iteration (runner.iter counts from 0
   there: mmengine's loop increments it after the hooks run).
 """
@@ -52,6 +52,15 @@ def class_mix_mask(labels: Tensor, generator: torch.Generator | None = None) -> 
         chosen = classes[torch.randperm(len(classes), generator=generator)[: len(classes) // 2].to(classes.device)]
         masks[i] = torch.isin(label, chosen).float()
     return masks
+
+
+def class_mix(source: Tensor, source_label: Tensor, other: Tensor,
+              other_label: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """ClassMix of N source images (N x 3 x H x W, labels N x H x W) onto `other` images with `other_label`: the mixed
+    images, their labels and the mask (1 = source pixel) from `class_mix_mask` of the source labels."""
+    mask = class_mix_mask(source_label)
+    mixed = mask[:, None] * source + (1 - mask[:, None]) * other
+    return mixed, torch.where(mask.bool(), source_label, other_label), mask
 
 
 def pixel_ce(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
