@@ -17,6 +17,7 @@ import torch
 from pipeline.errors import InputError
 from pipeline.seg.data import META_KEYS
 from pipeline.seg.models import model_config
+from pipeline.seg.progress import ProgressBarHook  # noqa: F401  (registers the hook)
 from pipeline.seg.settings import PAIRED, TrainSettings
 
 SEGMENTORS = {"drsf": "DRSFSegmentor", "didex": "DIDEXSegmentor", "diga": "DiGASegmentor"}
@@ -77,7 +78,9 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
         dataset, collate = dict(type="PairedDataset", source=dataset, synthetic=synthetic_set), "paired_collate"
     per_call = settings.batch // 2 if settings.method in PAIRED else settings.batch  # pairs, or images
     iters = settings.iters
-    hooks = [dict(type="MeanTeacherHook")] if settings.method in TEACHER_METHODS else []
+    hooks = [dict(type="ProgressBarHook")]
+    if settings.method in TEACHER_METHODS:
+        hooks.append(dict(type="MeanTeacherHook"))
     return dict(
         default_scope="mmseg",
         model=model_config(settings.arch, segmentor(settings, conditions), settings.pretrained),
