@@ -14,11 +14,16 @@ the code patches mm*. Call `setup()` before building a Runner.
   `GitFreeDVCLiveVisBackend`, the same backend without that step (DVCLive itself needs no git user), and without
   logging the whole Runner config as DVCLive params (a second params.yaml beside the curves; DVC already tracks the
   project's params.yaml, and `pipeline.seg.train` saves the model config with the weights).
+- Several CPU processes (torchrun): mmengine's `pytorch` launcher calls `torch.cuda.set_device(LOCAL_RANK)` before
+  joining the process group, which fails without CUDA, and wraps the model in DDP with `device_ids=[LOCAL_RANK]`,
+  which DDP refuses for a CPU model. `join_cpu_processes()` joins the gloo group first (the Runner then skips its own
+  init), and `pipeline.seg.config` gives the CPU wrapper no `device_ids`.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import torch
@@ -61,6 +66,14 @@ def setup() -> None:
             pass
 
     VISBACKENDS.register_module("GitFreeDVCLiveVisBackend", module=GitFreeDVCLiveVisBackend, force=True)
+
+
+def join_cpu_processes() -> None:
+    """Under torchrun without CUDA, join the gloo process group before a Runner is built (see the module)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() and not dist.is_initialized():
+        dist.init_process_group("gloo")
 
 
 def package_config(package: str, relative: str):

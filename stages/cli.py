@@ -65,6 +65,12 @@ def synthesize() -> None:
     _run("synthesize")
 
 
+@app.command(name="filter")
+def filter_() -> None:
+    """Score synthetic images against the source feature statistics: data/filtered/{kept,rejected}.parquet."""
+    _run("filter")
+
+
 @app.command()
 def train(
     method: str = typer.Argument(..., help="source, naive, drsf, didex or diga"),

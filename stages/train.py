@@ -9,7 +9,7 @@ from pipeline.seg.settings import PAIRED, load_settings
 from pipeline.seg.train import run_name, train
 from stages import params
 
-SYNTHETIC = Path("data/synthetic/train.parquet")
+SYNTHETIC = Path("data/filtered/kept.parquet")
 MODELS = Path("models/seg")
 CURVES = Path("reports/train")
 WIP = Path(".dgsynth/wip")

@@ -38,6 +38,8 @@ PARAMS = {
               "common": {"arch": "tiny", "pretrained": None, "iters": 2, "batch": 2, "scale": [64, 32],
                          "crop": [32, 32], "lr": 0.001, "weight_decay": 0.0, "warmup": 1, "workers": 0,
                          "checkpoint_every": 2}},
+    "filter": {**yaml.safe_load((ROOT / "params.yaml").read_text())["filter"], "batch": 2,
+               "sheet": {"images": 2, "tile_height": 16}},
     "evaluate": {"split": "val", "batch": 2, "gallery": 1},
 }  # fmt: skip
 
@@ -68,7 +70,7 @@ def repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
     first = _run(repo, "dvc", "repro")
-    assert {"data@src", "gallery", "prompts", "generator", "synthesize", "train-source@0", "train@naive-0",
+    assert {"data@src", "gallery", "prompts", "generator", "synthesize", "train-source@0", "filter", "train@naive-0",
             "evaluate"} <= _ran(first)
     metrics = json.loads((repo / "reports/metrics.json").read_text())["seg"]
     assert set(metrics) == {"source", "naive"} and set(metrics["source"]) == {"src", "fog", "target_mean"}
@@ -102,9 +104,22 @@ def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
     first = pd.read_parquet(repo / "data/synthetic/train.parquet")
     assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
     _set(repo, "synthesize", "steps", 3)
-    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "train@naive-0", "evaluate"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "evaluate"}
     assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
     _set(repo, "synthesize", "steps", 2)
     back = _run(repo, "dvc", "repro")
     assert "Stage 'synthesize' is cached - skipping run, checking out outputs" in back and not _ran(back)
     assert pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
+
+
+def test_filter_ablation_keeps_everything_and_retrains_only_the_paired_runs(repo: Path):
+    _run(repo, "dvc", "repro")
+    # band [0, 0.9] within each condition: of n <= 10 images, the farthest alone lies above 0.9 (quantile 1)
+    counts = pd.read_parquet(repo / "data/synthetic/train.parquet")["condition"].value_counts()
+    expected = int(sum(n - 1 if n > 1 else n for n in counts))
+    assert json.loads((repo / "reports/filter/metrics.json").read_text())["filter"]["kept"] == expected
+    assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == expected
+    _set(repo, "filter", "enabled", False)
+    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "evaluate"}
+    assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == 4
+    _set(repo, "filter", "enabled", True)

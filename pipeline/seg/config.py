@@ -78,6 +78,7 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
         dataset, collate = dict(type="PairedDataset", source=dataset, synthetic=synthetic_set), "paired_collate"
     per_call = settings.batch // 2 if settings.method in PAIRED else settings.batch  # pairs, or images
     iters = settings.iters
+    cuda = torch.cuda.is_available()
     hooks = [dict(type="ProgressBarHook")]
     if settings.method in TEACHER_METHODS:
         hooks.append(dict(type="MeanTeacherHook"))
@@ -110,7 +111,13 @@ def runner_config(settings: TrainSettings, seed: int, work_dir: str | Path, sour
         log_level="WARNING",
         randomness=dict(seed=seed),
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                     dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),  # fmt: skip
+                     dist_cfg=dict(backend="nccl" if cuda else "gloo")),  # fmt: skip
+        # Under torchrun mmengine's default DDP wrapper gets device_ids=[LOCAL_RANK], which DDP refuses for a CPU
+        # model: on CPU the same wrapper without them. Buffers (BN statistics) stay per rank, as in mmengine's default.
+        # Every trainable parameter gets a gradient in every step (the teachers' parameters never require grad, DRSF's
+        # discriminator sees every paired batch), so DDP needs no find_unused_parameters.
+        model_wrapper_cfg=None if cuda else dict(type="MMDistributedDataParallel", device_ids=None,
+                                                 forward_sync_buffers=False),  # fmt: skip
         launcher="pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none",
         resume=resume,
     )

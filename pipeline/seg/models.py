@@ -1,8 +1,7 @@
 """Segmentation model configs as plain dicts: the papers' models for GPU users, small ones for the embedded default.
 
 `model_config(arch, segmentor)` returns an mmseg model config for MODELS.build or a Runner. No `mmseg::` base
-lookups: every field is here. BN everywhere (SyncBN needs a process group; `sync_bn` in the runner config switches it
-on for several GPUs). Architectures:
+lookups: every field is here. BN everywhere (under torchrun each process keeps its own BN statistics). Architectures:
 - `deeplabv2-r101`: ResNet-101 with DeepLabV2's ASPP classifier (four dilated 3x3 convs summed, as DiGA and DIDEX's
   GTA5 baselines use);
 - `deeplabv3plus-r101`, `deeplabv3plus-r18`: DeepLabV3+ on ResNetV1c (r18 at half width for CPUs);

@@ -19,7 +19,7 @@ class ProgressBarHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if outputs and "loss" in outputs:
-            self.bar.set_postfix(loss=f"{float(outputs['loss']):.3f}", refresh=False)
+            self.bar.set_postfix(loss=f"{float(outputs['loss'].detach()):.3f}", refresh=False)
         self.bar.update(1)
 
     def after_train(self, runner) -> None:

@@ -6,7 +6,9 @@ last checkpoint (every `checkpoint_every` iterations) and a run with other input
 are written in the work dir too (DVC deletes the stage's outputs before a rerun), so a resumed run's curves hold
 every iteration. When training ends, `models/seg/<run>/` gets `model.pth` (the weights only, teacher and
 discriminator included) and `config.json` (the model and the input scale evaluation needs), the curves move to
-`curves`, both atomically, and the work dir is removed.
+`curves`, both atomically, and the work dir is removed. Under torchrun (MMEngine's `pytorch` launcher, gloo on CPU)
+every process loads `batch` images of its own per iteration (so an iteration sees `batch` x processes images; DDP
+averages the gradients) and rank 0 alone exports.
 """
 
 from __future__ import annotations
@@ -62,19 +64,22 @@ def train(settings: TrainSettings, seed: int, source: list[Path], synthetic: Pat
                            resumed)  # fmt: skip
     for stale in wip.glob(f"train-{name}-*"):
         if stale != work:
-            shutil.rmtree(stale)
+            shutil.rmtree(stale, ignore_errors=True)  # under torchrun every rank cleans: another may be at it too
     mm.setup()
+    mm.join_cpu_processes()
     mm.trust_checkpoints_under(work)
     start = time.perf_counter()
     runner = Runner.from_cfg(Config(config))
     runner.train()
+    if runner.rank != 0:  # DDP keeps the parameters equal on every rank; buffers (BN statistics) are rank 0's
+        return f"rank {runner.rank}: trained, rank 0 writes {out}"
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    if runner.rank == 0:
-        export(model, config, settings.scale, conditions, out)
-        replace_dir(work / "curves", curves)
-        shutil.rmtree(work, ignore_errors=True)
+    export(model, config, settings.scale, conditions, out)
+    replace_dir(work / "curves", curves)
+    shutil.rmtree(work, ignore_errors=True)
+    processes = f" on each of {runner.world_size} processes" if runner.world_size > 1 else ""
     return (f"wrote {out}: {settings.method}, {settings.arch}, {settings.iters} iterations of {settings.batch} images"
-            f"{' (half synthetic)' if paired else ''}, seed {seed}"
+            f"{' (half synthetic)' if paired else ''}{processes}, seed {seed}"
             f"{' (resumed)' if resumed else ''}, {time.perf_counter() - start:.0f} s")
 
 

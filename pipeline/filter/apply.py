@@ -1,0 +1,101 @@
+"""The filter run: score the synthetic images against the source, apply the rules, write the kept and rejected manifests.
+
+1. The source model describes the source training images (the Gaussian is fitted to them; FreeMask's class mean
+   losses come from them), the source validation images (held out: their distances show what 'typical' looks like
+   in the histograms) and the synthetic images.
+2. `rules.select` keeps or rejects each synthetic image. With `enabled: false` every image is kept (the scores and
+   what the rules would say are still reported), which is the ablation `dvc exp run -S filter.enabled=false`.
+3. `<out>/kept.parquet` and `<out>/rejected.parquet` are the synthetic manifest's rows (all its columns, paths made
+   relative to `<out>`) plus the scores and, for rejected rows, the reason; FreeMask's masked labels go to
+   `<out>/labels/<id>.png` and the kept rows point to them. The folder is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.atomic import atomic_dir
+from pipeline.errors import InputError
+from pipeline.filter.features import load_reference, run_pass
+from pipeline.filter.rules import FilterSettings, select
+from pipeline.filter.stats import SourceGaussian
+
+SCORE_COLUMNS = ("mahalanobis", "frechet", "miou", "quantile")
+
+
+def score(settings: FilterSettings, source_train: Path, source_val: Path | None, synthetic: Path,
+          masked_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Scores of the synthetic rows (and the source validation rows, `set` = 'source') and a summary of the fit."""
+    reference = load_reference(Path(settings.model), settings.backbone, list(settings.levels))
+    source = run_pass(reference, source_train, settings.batch, "describe source")
+    gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
+    limits = None
+    if settings.freemask is not None:
+        sums, pixels = source.class_loss.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            limits = np.where(pixels > 0, settings.freemask * sums / pixels, np.inf)
+    parts = []
+    sets = [("source", source_val, None, None), ("synthetic", synthetic, limits, masked_dir)]
+    for name, manifest, class_limits, folder in [s for s in sets if s[1] is not None]:
+        described = run_pass(reference, manifest, settings.batch, f"describe {name}", class_limits, folder)
+        parts.append(pd.DataFrame(dict(id=described.ids, set=name, mahalanobis=gaussian.mahalanobis(described.stats),
+                                       frechet=gaussian.frechet(described.stats), miou=described.miou,
+                                       **({} if described.masked is None else {"masked": described.masked}))))  # fmt: skip
+    summary = dict(source_images=len(source.ids), dimensions=int(source.stats.shape[1]),
+                   shrinkage=round(gaussian.shrinkage, 4))  # fmt: skip
+    return pd.concat(parts, ignore_index=True), summary
+
+
+def relocate(path: str | None, folder: Path, out: Path) -> str | None:
+    """A manifest path relative to `folder`, made relative to `out` (absolute paths stay)."""
+    if path is None or os.path.isabs(path):
+        return path
+    return os.path.relpath(folder / path, out)
+
+
+def write_rows(table: pa.Table, rows: pd.DataFrame, path: Path, folder: Path, masked: bool) -> None:
+    """The rows of the synthetic manifest `table` (read from `folder`) named by `rows`, with its score columns."""
+    index = pd.Series(range(table.num_rows), index=table.column("id").to_pylist())
+    subset = table.take(pa.array(index[rows["id"]].to_numpy(), type=pa.int64()))
+    for column in ("image", "label", "depth"):
+        values = [relocate(p, folder, path.parent) for p in subset.column(column).to_pylist()]
+        if column == "label" and masked:
+            values = [None if p is None else f"labels/{i}.png" for p, i in zip(values, rows["id"])]
+        subset = subset.set_column(subset.schema.get_field_index(column), column, pa.array(values, pa.string()))
+    for column in [*SCORE_COLUMNS, "reason"]:
+        subset = subset.append_column(column, pa.array(rows[column].to_numpy()))
+    pq.write_table(subset, path)
+
+
+def apply(settings: FilterSettings, source_train: Path, source_val: Path | None, synthetic: Path,
+          out: Path) -> pd.DataFrame:  # fmt: skip
+    """Score, select and write `out`; return every scored row with `kept` and `reason` (and the fit summary in
+    `.attrs['summary']`)."""
+    table = pq.read_table(synthetic)
+    if table.num_rows == 0:
+        raise InputError(synthetic, "no synthetic images", "run `dvc repro synthesize` with synthesize images > 0")
+    conditions = dict(zip(table.column("id").to_pylist(), table.column("condition").to_pylist()))
+    with atomic_dir(out) as tmp:
+        masked = settings.freemask is not None
+        scores, summary = score(settings, source_train, source_val, synthetic, tmp / "labels" if masked else None)
+        synthetic_rows = select(scores[scores["set"] == "synthetic"].assign(condition=lambda f: f["id"].map(conditions)),
+                                settings)  # fmt: skip
+        if not settings.enabled:
+            synthetic_rows["kept"] = True
+        kept = synthetic_rows[synthetic_rows["kept"]]
+        if masked:  # masked labels of rejected images are not needed
+            for image_id in synthetic_rows.loc[~synthetic_rows["kept"], "id"]:
+                (tmp / "labels" / f"{image_id}.png").unlink(missing_ok=True)
+        write_rows(table, kept, tmp / "kept.parquet", synthetic.parent, masked)
+        write_rows(table, synthetic_rows[~synthetic_rows["kept"]], tmp / "rejected.parquet", synthetic.parent, masked)
+    source_rows = scores[scores["set"] == "source"].assign(condition="source (val)", quantile=np.nan, reason="",
+                                                           kept=True)  # fmt: skip
+    result = pd.concat([source_rows, synthetic_rows], ignore_index=True)
+    result.attrs["summary"] = summary
+    return result

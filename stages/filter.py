@@ -1,0 +1,40 @@
+"""DVC stage `filter`: data/filtered/{kept,rejected}.parquet from data/synthetic/, scored by the source-only model;
+reports/filter/ (metrics, histograms per condition, counts per condition, a contact sheet, every score)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.filter import report
+from pipeline.filter.apply import apply
+from pipeline.filter.rules import load_settings
+from pipeline.manifest import read_manifest
+from pipeline.seg.report import write_csv, write_json
+from stages import params
+
+SYNTHETIC = Path("data/synthetic/train.parquet")
+DOMAINS = Path("data/domains")
+OUT = Path("data/filtered")
+REPORTS = Path("reports/filter")
+
+
+def run() -> str:
+    settings = load_settings(params("filter"))
+    source = DOMAINS / params("data", required=("source",))["source"]
+    val = source / "val.parquet"
+    rows = apply(settings, source / "train.parquet", val if val.is_file() else None, SYNTHETIC, OUT)
+    synthetic = rows[rows["condition"] != report.SOURCE]
+    kept = int(synthetic["kept"].sum())
+    reasons = {r: int(synthetic["reason"].str.contains(f"{r}:").sum()) for r in report.REASONS}
+    write_json({"filter": dict(enabled=settings.enabled, images=len(synthetic), kept=kept,
+                               kept_fraction=round(kept / len(synthetic), 4), rules_reject=reasons,
+                               **rows.attrs["summary"])}, REPORTS / "metrics.json")  # fmt: skip
+    write_csv(rows, REPORTS / "scores.csv")
+    write_csv(report.conditions(rows), REPORTS / "conditions.csv")
+    report.histograms(rows, settings.score, REPORTS / "histograms.png")
+    images = dict(zip(*read_manifest(SYNTHETIC)[["id", "image"]].to_numpy().T))
+    report.sheet(rows, images, settings.score, settings.sheet["images"], REPORTS / "sheet.png",
+                 settings.sheet["tile_height"])  # fmt: skip
+    return (f"wrote {OUT}: kept {kept} of {len(synthetic)} synthetic images"
+            f"{'' if settings.enabled else ' (filter disabled: all kept)'}; rules reject "
+            + ", ".join(f"{n} {r}" for r, n in reasons.items()))
