@@ -21,7 +21,7 @@ from mmseg.utils import register_all_modules
 
 from pipeline.errors import InputError
 from pipeline.filter.apply import apply
-from pipeline.filter.features import load_reference, run_pass
+from pipeline.filter.features import load_reference, per_image_miou, run_pass
 from pipeline.filter.rules import load_settings, select
 from pipeline.filter.stats import SourceGaussian, channel_stats, shrunk_covariance
 from pipeline.labels import IGNORE
@@ -78,6 +78,17 @@ def test_mahalanobis_and_frechet_on_hand_computed_values():
     assert gaussian.channel_std[0] ** 2 == pytest.approx(6.0)
     expected = ((4.0 - 2.0) ** 2 + (1.0 - 6**0.5) ** 2) / 6.0
     assert gaussian.frechet(np.array([[4.0, 1.0]])) == pytest.approx([expected])
+
+
+def test_per_image_miou_matches_mmseg_iou_metric():
+    from mmseg.evaluation import IoUMetric
+
+    rng = np.random.default_rng(0)
+    label = torch.from_numpy(rng.choice([0, 1, 2, 13, IGNORE], size=(20, 30)))
+    pred = torch.from_numpy(rng.choice([0, 1, 2, 5], size=(20, 30)))
+    intersect, union, _, _ = IoUMetric.intersect_and_union(pred, label, 19, IGNORE)
+    present = union > 0
+    assert per_image_miou(pred, label) == pytest.approx(float((intersect[present] / union[present]).mean() * 100))
 
 
 # --- the reference network on rendered images ----------------------------------------------------------------------

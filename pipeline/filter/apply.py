@@ -33,7 +33,7 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
           masked_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Scores of the synthetic rows (and the source validation rows, `set` = 'source') and a summary of the fit."""
     reference = load_reference(Path(settings.model), settings.backbone, list(settings.levels))
-    source = run_pass(reference, source_train, settings.batch, "describe source")
+    source = run_pass(reference, source_train, settings.batch, "describe source", losses=settings.freemask is not None)
     gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
     limits = None
     if settings.freemask is not None:
@@ -43,7 +43,8 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
     parts = []
     sets = [("source", source_val, None, None), ("synthetic", synthetic, limits, masked_dir)]
     for name, manifest, class_limits, folder in [s for s in sets if s[1] is not None]:
-        described = run_pass(reference, manifest, settings.batch, f"describe {name}", class_limits, folder)
+        described = run_pass(reference, manifest, settings.batch, f"describe {name}", limits=class_limits,
+                             masked_dir=folder)  # fmt: skip
         parts.append(pd.DataFrame(dict(id=described.ids, set=name, mahalanobis=gaussian.mahalanobis(described.stats),
                                        frechet=gaussian.frechet(described.stats), miou=described.miou,
                                        **({} if described.masked is None else {"masked": described.masked}))))  # fmt: skip

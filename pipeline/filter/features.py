@@ -84,19 +84,23 @@ def load_reference(model_dir: Path, backbone: dict | None, levels: list[int]) ->
 
 
 def per_image_miou(pred: torch.Tensor, label: torch.Tensor) -> float:
-    """mIoU (%) of one prediction against its label over the classes present in either (ignore pixels excluded)."""
-    from mmseg.evaluation import IoUMetric
-
-    intersect, union, _, _ = IoUMetric.intersect_and_union(pred, label, len(CLASSES), IGNORE)
+    """mIoU (%) of one prediction against its label over the classes present in either (ignore pixels excluded):
+    mmseg's IoUMetric areas, from one confusion matrix (numpy's bincount: 40x faster than torch's on the CPU)."""
+    label, pred = label.numpy().astype(np.int64), pred.numpy().astype(np.int64)
+    known = label != IGNORE
+    k = len(CLASSES)
+    confusion = np.bincount(label[known] * k + pred[known], minlength=k * k).reshape(k, k)
+    intersect = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - intersect
     present = union > 0
     return float((intersect[present] / union[present]).mean() * 100) if present.any() else float("nan")
 
 
 @torch.no_grad()
-def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, limits: np.ndarray | None = None,
-             masked_dir: Path | None = None) -> Pass:  # fmt: skip
-    """Describe every row of `manifest`; with per-class loss `limits`, write FreeMask's masked labels to `masked_dir`
-    as <id>.png (unlabeled rows get none)."""
+def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, losses: bool = False,
+             limits: np.ndarray | None = None, masked_dir: Path | None = None) -> Pass:  # fmt: skip
+    """Describe every row of `manifest`; with `losses`, sum the pixel losses per class; with per-class loss
+    `limits`, write FreeMask's masked labels to `masked_dir` as <id>.png (unlabeled rows get none)."""
     from mmseg.registry import DATASETS
 
     from pipeline.seg.config import eval_pipeline
@@ -123,6 +127,8 @@ def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, limits
                 continue
             label = sample.gt_sem_seg.data[0]
             mious.append(per_image_miou(sample.pred_sem_seg.data[0], label))
+            if not losses and limits is None:
+                continue
             loss = F.cross_entropy(sample.seg_logits.data[None], label[None].long(), ignore_index=IGNORE,
                                    reduction="none")[0]  # fmt: skip
             known = label != IGNORE
