@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.errors import InputError
 from pipeline.filter import report
 from pipeline.filter.apply import apply
 from pipeline.filter.rules import load_settings
@@ -20,6 +21,8 @@ REPORTS = Path("reports/filter")
 
 def run() -> str:
     settings = load_settings(params("filter"))
+    if not SYNTHETIC.is_file():
+        raise InputError(SYNTHETIC, "missing", "run `dvc repro synthesize` first (or `dvc repro`)")
     source = DOMAINS / params("data", required=("source",))["source"]
     val = source / "val.parquet"
     rows = apply(settings, source / "train.parquet", val if val.is_file() else None, SYNTHETIC, OUT)

@@ -254,6 +254,12 @@ def test_bad_settings_name_the_key_and_the_fix(key, value, message):
         load_settings(dict(FILTER, **{key: value}))
 
 
+def test_a_level_the_backbone_lacks_is_named(project):
+    reference = load_reference(project / "model", None, [0, 4])
+    with pytest.raises(InputError, match=re.escape("filter.levels: [0, 4]: the backbone gives 4 outputs")):
+        run_pass(reference, project / "synthetic.parquet", 8, "levels")
+
+
 def test_missing_model_says_how_to_build_it(tmp_path):
     with pytest.raises(InputError, match="(?s)no model.pth here.*dvc repro train-source"):
         load_reference(tmp_path, None, [0])

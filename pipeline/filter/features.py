@@ -116,6 +116,9 @@ def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, losses
         inputs, samples = data["inputs"], data["data_samples"]
         feats = model.backbone(inputs)
         described = feats if reference.backbone is model.backbone else reference.backbone(inputs)
+        if max(reference.levels) >= len(described):
+            raise InputError("params.yaml filter.levels", f"{list(reference.levels)}: the backbone gives "
+                             f"{len(described)} outputs", f"use indices from 0 to {len(described) - 1}")  # fmt: skip
         levels = [described[level] for level in reference.levels]
         stats.append(channel_stats(levels).numpy())
         x = model.neck(feats) if model.with_neck else feats

@@ -4,7 +4,7 @@
   source validation images' distances, so that 'far' reads against what real source images score;
 - `conditions`: images, kept and rejected per condition (a DVC bar plot);
 - `sheet`: rows of the most typical synthetic images, the kept images farthest from the source, and the rejected ones
-  per reason, farthest first.
+  per reason, farthest first, one image per condition in a row.
 """
 
 from __future__ import annotations
@@ -59,13 +59,18 @@ def conditions(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def sheet(rows: pd.DataFrame, images: dict[str, str], score: str, count: int, path: Path, tile_height: int) -> None:
-    """`images` maps a synthetic id to its image file."""
-    synthetic = rows[rows["condition"] != SOURCE].sort_values(score)
-    kept = synthetic[synthetic["kept"]]
-    picks = [("most typical", synthetic.head(count)), ("kept but far", kept.tail(count)[::-1])]
+    """`images` maps a synthetic id to its image file. Each row takes at most one image per condition (ranked by the
+    quantile within its condition, then the distance), so that one dark condition does not fill the sheet."""
+    synthetic = rows[rows["condition"] != SOURCE]
+
+    def spread(frame: pd.DataFrame, farthest: bool) -> pd.DataFrame:
+        ranked = frame.sort_values(["quantile", score], ascending=not farthest)
+        return ranked.drop_duplicates("condition").head(count)
+
+    picks = [("most typical", spread(synthetic, False)), ("kept but far", spread(synthetic[synthetic["kept"]], True))]
     for reason in REASONS:
         rejected = synthetic[synthetic["reason"].str.contains(f"{reason}:") & ~synthetic["kept"]]
         if len(rejected):
-            picks.append((f"rejected:\n{reason} ({len(rejected)})", rejected.tail(count)[::-1]))
+            picks.append((f"rejected:\n{reason} ({len(rejected)})", spread(rejected, reason != "near")))
     picked = [(title, [read_rgb(images[i]) for i in group["id"]]) for title, group in picks if len(group)]
     write_png(contact_sheet(picked, tile_height=tile_height), path)
