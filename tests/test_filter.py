@@ -164,8 +164,9 @@ def test_batched_statistics_equal_one_by_one(project):
 
 @pytest.mark.parametrize("score", ["mahalanobis", "frechet"])
 def test_every_corrupted_image_ranks_below_every_good_one(project, score):
-    rows = apply(settings(project, score=score, band=[0.0, 0.45], per_condition=False),
-                 project / "data/domains/src/train.parquet", None, project / "synthetic.parquet", project / "out")  # fmt: skip
+    chosen = settings(project, score=score, band=[0.0, 0.45], per_condition=False)
+    rows = apply(chosen, project / "data/domains/src/train.parquet", None, project / "synthetic.parquet",
+                 project / f"out-{score}")  # fmt: skip
     good = rows[rows["id"].str.startswith("good")]
     bad = rows[~rows["id"].str.startswith("good")]
     assert len(good) == 8 and len(bad) == 9

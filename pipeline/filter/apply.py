@@ -1,4 +1,4 @@
-"""The filter run: score the synthetic images against the source, apply the rules, write the kept and rejected manifests.
+"""The filter run: score the synthetic images against the source, apply the rules, write kept and rejected manifests.
 
 1. The source model describes the source training images (the Gaussian is fitted to them; FreeMask's class mean
    losses come from them), the source validation images (held out: their distances show what 'typical' looks like
@@ -33,21 +33,25 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
           masked_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Scores of the synthetic rows (and the source validation rows, `set` = 'source') and a summary of the fit."""
     reference = load_reference(Path(settings.model), settings.backbone, list(settings.levels))
-    source = run_pass(reference, source_train, settings.batch, "describe source", losses=settings.freemask is not None)
+    freemask = settings.freemask is not None
+    source = run_pass(reference, source_train, settings.batch, "describe source train", losses=freemask)
     gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
     limits = None
-    if settings.freemask is not None:
+    if freemask:
         sums, pixels = source.class_loss.T
         with np.errstate(invalid="ignore", divide="ignore"):
             limits = np.where(pixels > 0, settings.freemask * sums / pixels, np.inf)
     parts = []
-    sets = [("source", source_val, None, None), ("synthetic", synthetic, limits, masked_dir)]
-    for name, manifest, class_limits, folder in [s for s in sets if s[1] is not None]:
-        described = run_pass(reference, manifest, settings.batch, f"describe {name}", limits=class_limits,
+    sets = [("source", "source val", source_val, None, None),
+            ("synthetic", "synthetic", synthetic, limits, masked_dir)]  # fmt: skip
+    for name, desc, manifest, class_limits, folder in [s for s in sets if s[2] is not None]:
+        described = run_pass(reference, manifest, settings.batch, f"describe {desc}", limits=class_limits,
                              masked_dir=folder)  # fmt: skip
-        parts.append(pd.DataFrame(dict(id=described.ids, set=name, mahalanobis=gaussian.mahalanobis(described.stats),
-                                       frechet=gaussian.frechet(described.stats), miou=described.miou,
-                                       **({} if described.masked is None else {"masked": described.masked}))))  # fmt: skip
+        columns = dict(id=described.ids, set=name, mahalanobis=gaussian.mahalanobis(described.stats),
+                       frechet=gaussian.frechet(described.stats), miou=described.miou)  # fmt: skip
+        if described.masked is not None:
+            columns["masked"] = described.masked
+        parts.append(pd.DataFrame(columns))
     summary = dict(source_images=len(source.ids), dimensions=int(source.stats.shape[1]),
                    shrinkage=round(gaussian.shrinkage, 4))  # fmt: skip
     return pd.concat(parts, ignore_index=True), summary
@@ -85,8 +89,8 @@ def apply(settings: FilterSettings, source_train: Path, source_val: Path | None,
     with atomic_dir(out) as tmp:
         masked = settings.freemask is not None
         scores, summary = score(settings, source_train, source_val, synthetic, tmp / "labels" if masked else None)
-        synthetic_rows = select(scores[scores["set"] == "synthetic"].assign(condition=lambda f: f["id"].map(conditions)),
-                                settings)  # fmt: skip
+        synthetic_rows = scores[scores["set"] == "synthetic"]
+        synthetic_rows = select(synthetic_rows.assign(condition=synthetic_rows["id"].map(conditions)), settings)
         if not settings.enabled:
             synthetic_rows["kept"] = True
         kept = synthetic_rows[synthetic_rows["kept"]]

@@ -69,8 +69,8 @@ def build_backbone(config: dict) -> torch.nn.Module:
     try:
         backbone = MODELS.build(config)
     except (KeyError, TypeError) as error:
-        raise InputError("params.yaml filter.backbone", f"cannot build {config}: {error}",
-                         f"give an {scope} backbone config, e.g. {{scope: mmdet, type: ResNet, depth: 18}}") from error  # fmt: skip
+        fix = f"give an {scope} backbone config, e.g. {{scope: mmdet, type: ResNet, depth: 18}}"
+        raise InputError("params.yaml filter.backbone", f"cannot build {config}: {error}", fix) from error
     backbone.init_weights()
     backbone.eval()  # (mmdet's ResNet.train returns None, so no chaining)
     return backbone
@@ -138,7 +138,8 @@ def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, losses
             class_loss[:, 0] += np.bincount(label[known].numpy(), loss[known].numpy(), len(CLASSES))[: len(CLASSES)]
             class_loss[:, 1] += np.bincount(label[known].numpy(), minlength=len(CLASSES))[: len(CLASSES)]
             if limits is not None:
-                drop = known & (loss > torch.as_tensor(limits, dtype=loss.dtype)[label.long().clamp(max=len(CLASSES) - 1)])
+                limit = torch.as_tensor(limits, dtype=loss.dtype)[label.long().clamp(max=len(CLASSES) - 1)]
+                drop = known & (loss > limit)
                 out = np.where(drop.numpy(), IGNORE, label.numpy()).astype(np.uint8)
                 masked_dir.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(masked_dir / f"{ids[index]}.png"), out)

@@ -10,10 +10,10 @@ levels (`channel_stats`). The source images' descriptions are fitted by a Gaussi
   channels that barely vary over the source images, and any image would be far along them.)
 - `mahalanobis` is the distance of a description to that Gaussian;
 - `frechet` is a per-image Frechet distance between channel Gaussians: each channel of an image is a 1-D Gaussian
-  N(m, s^2) over its pixels, each channel of the source one N(M, S^2) over all source pixels, and the squared 2-Wasserstein
-  (Frechet) distance between them is (m - M)^2 + (s - S)^2; summed over the channels of a level and divided by the
-  level's total source variance (the sum of S^2), it is scale-free, and the levels' values are averaged (our choice;
-  dividing each channel by its own S^2 blows up, as above, on channels that barely vary over the source).
+  N(m, s^2) over its pixels, each channel of the source one N(M, S^2) over all source pixels, and the squared
+  2-Wasserstein (Frechet) distance between them is (m - M)^2 + (s - S)^2; summed over the channels of a level and
+  divided by the level's total source variance (the sum of S^2), it is scale-free, and the levels' values are
+  averaged (our choice; dividing each channel by its own S^2 blows up, as above, on channels that barely vary).
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def shrunk_covariance(x: np.ndarray, weight: float | None = None) -> tuple[np.nd
 
 @dataclass
 class SourceGaussian:
-    """The source descriptions' mean, the scale of each dimension (its block's deviation), the Cholesky factor of the shrunk covariance of the
-    standardized descriptions, and the per-channel source Gaussians (M, S) of each level for `frechet`."""
+    """The source descriptions' mean, the scale of each dimension (its block's deviation), the Cholesky factor of the
+    shrunk covariance of the scaled descriptions, and the per-channel source Gaussians (M, S) of each level for
+    `frechet`."""
 
     mean: np.ndarray
     scale: np.ndarray
