@@ -11,7 +11,7 @@ images: pixels above their class's limit become 'ignore' in a copy of the label)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -48,8 +48,8 @@ class Pass:
     stats: np.ndarray  # (images, sum of 2 C_l), see `channel_stats`
     channels: list[int]  # C_l of each described level
     miou: np.ndarray  # per-image mIoU (%) of the source model against the label; NaN where there is no label
-    class_loss: np.ndarray = field(default_factory=lambda: np.zeros((len(CLASSES), 2)))  # (sum, pixels) per class
-    masked: np.ndarray | None = None  # fraction of labeled pixels FreeMask ignored, when it ran
+    class_loss: np.ndarray  # (sum, pixels) of the pixel losses per class; zeros unless asked for
+    masked: np.ndarray | None  # fraction of labeled pixels FreeMask ignored, when it ran
 
 
 def build_backbone(config: dict) -> torch.nn.Module:

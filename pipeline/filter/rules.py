@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, check_keys
 
 SCORES = ("mahalanobis", "frechet")
 WHERE = "params.yaml filter"
@@ -41,11 +41,7 @@ class FilterSettings:
 
 
 def load_settings(cfg: dict) -> FilterSettings:
-    names = [f.name for f in fields(FilterSettings)]
-    missing, unknown = [k for k in names if k not in cfg], sorted(set(cfg) - set(names))
-    if missing or unknown:
-        problem = f"no `{missing[0]}`" if missing else f"unknown key {unknown[0]!r}"
-        raise InputError(WHERE, problem, f"filter takes: {', '.join(names)}")
+    check_keys(cfg, [f.name for f in fields(FilterSettings)], WHERE, "filter")
     low, high = cfg["band"] if isinstance(cfg["band"], list) and len(cfg["band"]) == 2 else (None, None)
     checks = [
         ("score", cfg["score"] in SCORES, f"use one of: {', '.join(SCORES)}"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from pipeline.domains import check_condition
-from pipeline.errors import InputError
+from pipeline.errors import InputError, check_keys
 from pipeline.sd import Sizes
 
 # One attention head per block: at these widths, 8 heads of 4-8 channels make attention 5-10x slower on a CPU.
@@ -64,11 +64,7 @@ def load_profile(cfg: dict) -> Profile:
                          f"use one of: {', '.join(profiles)}, or add it under generator.profiles")  # fmt: skip
     where = f"params.yaml generator.profiles.{name}"
     spec = profiles[name] or {}
-    keys = [f.name for f in fields(Profile)]
-    missing, unknown = [k for k in keys if k not in spec], sorted(set(spec) - set(keys))
-    if missing or unknown:
-        problem = f"no `{missing[0]}`" if missing else f"unknown key {unknown[0]!r}"
-        raise InputError(where, problem, f"a profile takes: {', '.join(keys)}")
+    check_keys(spec, [f.name for f in fields(Profile)], where, "a profile")
     profile = Profile(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
     multiple = profile.factor * 2 ** (len(profile.unet) - 1)
     if profile.height % multiple or profile.width % multiple:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, check_keys
 from pipeline.seg.models import ARCHS
 
 METHODS = ("source", "naive", "drsf", "didex", "diga")
@@ -59,10 +59,7 @@ def load_settings(cfg: dict, method: str) -> TrainSettings:
     if method not in METHODS:
         raise InputError("params.yaml train", f"unknown method {method!r}", f"use one of: {', '.join(METHODS)}")
     common = dict(cfg.get("common") or {})
-    missing, unknown = [k for k in COMMON if k not in common], sorted(set(common) - set(COMMON))
-    if missing or unknown:
-        problem = f"no `{missing[0]}`" if missing else f"unknown key {unknown[0]!r}"
-        raise InputError("params.yaml train.common", problem, f"train.common takes: {', '.join(COMMON)}")
+    check_keys(common, COMMON, "params.yaml train.common", "train.common")
     if common["arch"] not in ARCHS:
         raise InputError("params.yaml train.common.arch", f"unknown architecture {common['arch']!r}",
                          f"use one of: {', '.join(ARCHS)}")  # fmt: skip
