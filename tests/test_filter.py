@@ -249,6 +249,11 @@ def test_quantile_band_per_condition():
     ("score", "cosine", "score: 'cosine' is not valid"),
     ("shrinkage", 0, "shrinkage: 0 is not valid"),
     ("colour", 1, "unknown key 'colour'"),
+    ("enabled", "no", "enabled: 'no' is not valid"),
+    ("consistency", "high", "consistency: 'high' is not valid"),
+    ("freemask", "on", "freemask: 'on' is not valid"),
+    ("sheet", [8, 64], "sheet: [8, 64] is not valid"),
+    ("sheet", {"images": 0, "tile_height": 64}, "sheet: {'images': 0, 'tile_height': 64} is not valid"),
 ])  # fmt: skip
 def test_bad_settings_name_the_key_and_the_fix(key, value, message):
     with pytest.raises(InputError, match=re.escape(message)):

@@ -40,18 +40,31 @@ class FilterSettings:
     sheet: dict  # {images, tile_height} of the contact sheets
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_settings(cfg: dict) -> FilterSettings:
     check_keys(cfg, [f.name for f in fields(FilterSettings)], WHERE, "filter")
     low, high = cfg["band"] if isinstance(cfg["band"], list) and len(cfg["band"]) == 2 else (None, None)
+    sheet = cfg["sheet"]
+    sheet_ok = isinstance(sheet, dict) and set(sheet) == {"images", "tile_height"}
+    sheet_ok = sheet_ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sheet.values())
     checks = [
+        ("enabled", isinstance(cfg["enabled"], bool), "use true or false"),
+        ("per_condition", isinstance(cfg["per_condition"], bool), "use true or false"),
         ("score", cfg["score"] in SCORES, f"use one of: {', '.join(SCORES)}"),
         ("band", low is not None and 0 <= low < high <= 1, "give [low, high] quantiles with 0 <= low < high <= 1"),
         ("batch", isinstance(cfg["batch"], int) and cfg["batch"] > 0, "use a positive integer, e.g. 16"),
         ("levels", isinstance(cfg["levels"], list) and len(cfg["levels"]) > 0, "list backbone outputs, e.g. [0, 3]"),
-        ("shrinkage", cfg["shrinkage"] is None or 0 < cfg["shrinkage"] <= 1, "use null (Ledoit-Wolf) or (0, 1]"),
-        ("consistency", 0 <= cfg["consistency"] < 100, "use a per-image mIoU in % (0: off)"),
-        ("freemask", cfg["freemask"] is None or cfg["freemask"] > 0, "use null (off) or a tolerance, e.g. 1.25"),
+        ("shrinkage", cfg["shrinkage"] is None or _number(cfg["shrinkage"]) and 0 < cfg["shrinkage"] <= 1,
+         "use null (Ledoit-Wolf) or (0, 1]"),
+        ("consistency", _number(cfg["consistency"]) and 0 <= cfg["consistency"] < 100,
+         "use a per-image mIoU in % (0: off)"),
+        ("freemask", cfg["freemask"] is None or _number(cfg["freemask"]) and cfg["freemask"] > 0,
+         "use null (off) or a tolerance, e.g. 1.25"),
         ("backbone", cfg["backbone"] is None or isinstance(cfg["backbone"], dict), "use null or a config mapping"),
+        ("sheet", sheet_ok, "set sheet: {images: 8, tile_height: 64}"),
     ]
     for key, ok, fix in checks:
         if not ok:
