@@ -28,7 +28,7 @@ from pipeline.filter.features import load_reference, run_pass
 from pipeline.filter.stats import SourceGaussian
 from pipeline.manifest import read_manifest
 from pipeline.seg.models import model_config
-from pipeline.seg.train import export
+from pipeline.training.run import export
 
 OUT = Path("reports/bench/filter.json")
 

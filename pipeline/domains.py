@@ -3,23 +3,24 @@
 A domain is one entry of `data.domains` in params.yaml: either the embedded procedural world
 (`format: world`, with `city`, `condition` and image counts per split) or a real data set in its own layout
 (`format: cityscapes | gta5 | ...`, with `root`, the splits to read and an optional row limit per split).
-The folder is built in a temporary sibling and renamed into place, so a failed run leaves nothing behind.
+The folder is built in a temporary sibling and renamed into place, so a failed run leaves nothing behind. Both kinds
+share the images among `workers` processes, with the same bytes as one process writes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline import world
 from pipeline.atomic import atomic_dir
 from pipeline.errors import InputError
 from pipeline.manifest import write_manifest
+from pipeline.parallel import ordered_map
 from pipeline.readers import READERS, read_split
 from pipeline.world.weather import DEFAULTS
 
@@ -29,6 +30,13 @@ PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_
 WORLD_KEYS = {"format", "city", "condition", "splits", "params"}
 READER_KEYS = {"format", "root", "splits", "options"}
 WORLD_CFG_KEYS = {"seed", "height", "width"}
+
+
+class Built(NamedTuple):
+    """What `build_domain` wrote: rows per split, and notes for the user (e.g. label values set to ignore)."""
+
+    counts: dict[str, int]
+    notes: list[str]
 
 
 def check_condition(where: str, condition, params: dict | None) -> dict[str, tuple[float, float]]:
@@ -80,36 +88,35 @@ def check_spec(name: str, spec: dict) -> None:
                          f"set it to the folder that holds {READERS[fmt].expects}")  # fmt: skip
 
 
-def build_domain(name: str, spec: dict, world_cfg: dict | None, out_dir: str | Path, workers: int = 1) -> dict[str, int]:
-    """Write the domain folder `out_dir`; return the number of rows per split. `world_cfg` is `data.world`."""
+def build_domain(name: str, spec: dict, world_cfg: dict | None, out_dir: str | Path, workers: int = 1) -> Built:
+    """Write the domain folder `out_dir` with `workers` processes; return the rows per split and the readers' notes.
+    `world_cfg` is `data.world`."""
     check_spec(name, spec)
     missing = WORLD_CFG_KEYS - set(world_cfg or {})
     if spec["format"] == "world" and missing:
         raise InputError("params.yaml data.world", f"no {', '.join(sorted(missing))} for the procedural world",
                          "add world: {seed: 0, height: 256, width: 512} to the data section")  # fmt: skip
-    counts = {}
+    built = Built({}, [])
     with atomic_dir(out_dir) as tmp:
         for split, size in spec["splits"].items():
             if spec["format"] == "world":
                 rows = _render_split(name, spec, world_cfg, split, size, tmp, workers)
             else:
-                rows = read_split(spec["format"], spec["root"], split, tmp, size, **spec.get("options", {}))
+                rows, notes = read_split(spec["format"], spec["root"], split, tmp, size, workers,
+                                         **spec.get("options", {}))  # fmt: skip
+                built.notes.extend(notes)
             for row in rows:
                 row["domain"] = name
             write_manifest(rows, tmp / f"{split}.parquet")
-            counts[split] = len(rows)
-    return counts
+            built.counts[split] = len(rows)
+    return built
 
 
 def _render_split(name: str, spec: dict, cfg: dict, split: str, size: int, out: Path, workers: int) -> list[dict]:
     for sub in ("images", "labels", "depth"):
         (out / sub / split).mkdir(parents=True, exist_ok=True)
     jobs = [(name, spec, cfg, split, i, str(out)) for i in range(size)]
-    desc = f"render {name} {split}"
-    if workers <= 1 or size < 16:
-        return [render_one(job) for job in tqdm(jobs, desc=desc, unit="img")]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(render_one, jobs, chunksize=8), total=size, desc=desc, unit="img"))
+    return ordered_map(render_one, jobs, workers if size >= 16 else 1, desc=f"render {name} {split}", unit="img")
 
 
 def render_one(job: tuple) -> dict:

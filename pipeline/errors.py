@@ -12,6 +12,9 @@ class InputError(Exception):
         self.where, self.problem, self.fix = str(where), problem, fix
         super().__init__(f"{self.where}: {problem}\n  fix: {fix}")
 
+    def __reduce__(self):  # pickles with its three fields, so it crosses from a worker process unchanged
+        return type(self), (self.where, self.problem, self.fix)
+
 
 def check_keys(cfg: dict, keys: list[str], where: str, takes: str) -> None:
     """Raise an InputError at `where` for the first of `keys` missing from `cfg`, else for its first unknown key;

@@ -13,11 +13,11 @@ the code patches mm*. Call `setup()` before building a Runner.
   (it asks pygit2 for a default signature): in a DVC project that would re-initialise `.dvc`. `setup()` registers
   `GitFreeDVCLiveVisBackend`, the same backend without that step (DVCLive itself needs no git user), and without
   logging the whole Runner config as DVCLive params (a second params.yaml beside the curves; DVC already tracks the
-  project's params.yaml, and `pipeline.seg.train` saves the model config with the weights).
+  project's params.yaml, and `pipeline.training.run` saves the model config with the weights).
 - Several CPU processes (torchrun): mmengine's `pytorch` launcher calls `torch.cuda.set_device(LOCAL_RANK)` before
   joining the process group, which fails without CUDA, and wraps the model in DDP with `device_ids=[LOCAL_RANK]`,
   which DDP refuses for a CPU model. `join_cpu_processes()` joins the gloo group first (the Runner then skips its own
-  init), and `pipeline.seg.config` gives the CPU wrapper no `device_ids`.
+  init), and `pipeline.training.runner` gives the CPU wrapper no `device_ids`.
 """
 
 from __future__ import annotations

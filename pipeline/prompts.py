@@ -4,8 +4,12 @@ A prompt reads `"<quality> <location>; <scene>, <rare class>, <classes present>,
 "A high quality photo; germany; City, bus, road, sidewalk, building, sky, car, fog/mist" (empty parts are left
 out). Location, scene and condition are drawn by a generator seeded with (seed, row id), so a row's draws do not
 depend on the others. The rare class follows DIDEX's running class histogram: every class a prompt names counts
-one mention, and each row adds the least-mentioned class not already present in its source label (ties go to
-the first in Cityscapes order), so class mentions approach uniform over the table.
+one mention, and each row adds the least-mentioned class not already present in its source image (ties go to
+the first in the class list), so class mentions approach uniform over the table.
+
+Classes come from the source's pixel labels (the Cityscapes classes, in their order) when any source row has one;
+a source with boxes only (e.g. Diverse-Weather) names its box classes instead, as the data set names them (the class
+list is every box name of the source manifest, sorted); a source with neither names none and has no rare class.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ SCHEMA = pa.schema(
         ("location", pa.string()),
         ("scene", pa.string()),
         ("condition", pa.string()),
-        ("classes", pa.list_(pa.string())),  # the classes present in the source label, as named in the prompt
-        ("rare_class", pa.string()),  # null when balancing is off or every class is present
+        ("classes", pa.list_(pa.string())),  # the classes present in the source label (or boxes), as in the prompt
+        ("rare_class", pa.string()),  # null when balancing is off, every class is present or the source has none
         ("source_domain", pa.string()),
         ("source_split", pa.string()),
         ("source_id", pa.string()),  # the manifest id of the source image (image-to-image modes start from it)
@@ -69,6 +73,21 @@ def classes_present(label_path: str | Path) -> list[str]:
     return class_names(label)
 
 
+def vocabulary(source: pd.DataFrame) -> list[str]:
+    """The classes prompts may name: Cityscapes' when a source row has a pixel label, else the source's box names."""
+    if source["label"].notna().any():
+        return list(CLASSES)
+    return sorted({box["label"] for boxes in source["boxes"].dropna() for box in boxes})
+
+
+def row_classes(row: pd.Series, names: list[str]) -> list[str]:
+    """The classes of one source row: those of its label if it has one, else those of its boxes (in `names` order)."""
+    if row["label"] is not None:
+        return classes_present(row["label"])
+    boxed = {box["label"] for box in row["boxes"]} if row["boxes"] is not None else set()
+    return [name for name in names if name in boxed]
+
+
 def check(cfg: dict) -> None:
     """Raise an InputError naming the first bad `prompts` setting."""
     missing = [k for k in KEYS if k not in cfg]
@@ -79,9 +98,13 @@ def check(cfg: dict) -> None:
             raise InputError(f"params.yaml prompts.{key}", "must be a non-empty list", 'use [""] for "no choice"')
     if not isinstance(cfg["images"], int) or cfg["images"] < 1:
         raise InputError("params.yaml prompts.images", f"{cfg['images']!r} is not a positive integer", "set e.g. 600")
-    unknown = sorted(set(cfg["rare_exclude"]) - set(CLASSES))
+
+
+def check_rare_exclude(cfg: dict, names: list[str]) -> None:
+    unknown = sorted(set(cfg["rare_exclude"]) - set(names))
     if unknown:
-        raise InputError("params.yaml prompts.rare_exclude", f"unknown class {unknown[0]!r}", f"use names of {CLASSES}")
+        raise InputError("params.yaml prompts.rare_exclude", f"unknown class {unknown[0]!r}",
+                         f"use names of the source's classes: {', '.join(names) or 'none (it has no labels or boxes)'}")
 
 
 def build_prompts(cfg: dict, source: pd.DataFrame) -> pd.DataFrame:
@@ -89,18 +112,20 @@ def build_prompts(cfg: dict, source: pd.DataFrame) -> pd.DataFrame:
     check(cfg)
     if source.empty:
         raise InputError("source manifest", "has no images", "give the source domain's split at least one image")
+    names = vocabulary(source)
+    check_rare_exclude(cfg, names)
     present = {}  # source row -> classes, read once per source image
-    mentions = dict.fromkeys(CLASSES, 0)
+    mentions = dict.fromkeys(names, 0)
     rows = []
     for i in range(cfg["images"]):
         src = source.iloc[i % len(source)]
         if i % len(source) not in present:
-            present[i % len(source)] = classes_present(src["label"]) if src["label"] is not None else []
+            present[i % len(source)] = row_classes(src, names)
         classes = present[i % len(source)] if cfg["classes"] else []
         row_id = f"{i:06d}"
         rng = np.random.default_rng(row_seed(cfg["seed"], row_id))
         location, scene, condition = (str(rng.choice(cfg[k])) for k in ("locations", "scenes", "conditions"))
-        candidates = [c for c in CLASSES if c not in cfg["rare_exclude"] and c not in present[i % len(source)]]
+        candidates = [c for c in names if c not in cfg["rare_exclude"] and c not in present[i % len(source)]]
         rare = min(candidates, key=mentions.__getitem__) if cfg["balance"] and candidates else None
         for name in [*classes, *([rare] if rare else [])]:
             mentions[name] += 1
@@ -117,8 +142,9 @@ def build_prompts(cfg: dict, source: pd.DataFrame) -> pd.DataFrame:
 
 def write_prompts(table: pd.DataFrame, path: str | Path) -> None:
     """Write the prompt table atomically; the same table gives the same bytes."""
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")  # pandas' string columns hold NaN
     with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(table.to_dict("records"), schema=SCHEMA), tmp)
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
 
 
 def read_prompts(path: str | Path) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One-time setup: a virtual environment in .venv with dgsynth and its pinned stack.
+# One-time setup: a virtual environment in .venv with dgsynth and its pinned stack, on Python 3.11 (checked first).
 #
 # mmcv 2.1.0 ships no wheels on PyPI, so its CPU ops are compiled once (about 7 minutes on 2 cores) and the wheel is
 # kept in a wheel cache outside the repo ($DGSYNTH_WHEEL_CACHE, default ~/.cache/dgsynth/wheels); a second setup, even
 # from a fresh clone, takes seconds. A matching prebuilt wheel in ../shared/wheels is copied into that cache instead.
+# Only when it compiles does it need a C/C++ compiler and the Python headers; it checks them before any download.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +13,39 @@ VENV=${VENV:-.venv}
 TORCH=2.13.0
 MMCV=2.1.0
 CACHE=${DGSYNTH_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dgsynth/wheels}/torch-$TORCH
+DEBIAN_PYTHON="Debian/Ubuntu: apt-get install python3.11 python3.11-venv"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# The stack in requirements.lock is pinned and tested on Python 3.11 only: check the interpreter of the environment
+# (the one in $VENV when it exists) before anything is installed.
+base=$PYTHON
+[ -x "$VENV/bin/python" ] && base=$VENV/bin/python
+version=$("$base" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) ||
+  die "cannot run '$base': install Python 3.11 ($DEBIAN_PYTHON) or set PYTHON=/path/to/python3.11"
+if [ "$version" != 3.11 ]; then
+  [ "$base" = "$PYTHON" ] || die "$VENV was made with Python $version, but dgsynth needs Python 3.11: remove $VENV and run PYTHON=python3.11 bash scripts/setup.sh"
+  die "$base is Python $version, but dgsynth needs Python 3.11 (requirements.lock is pinned and tested there): install it ($DEBIAN_PYTHON) and run PYTHON=python3.11 bash scripts/setup.sh"
+fi
+
+# Compiling mmcv needs a C/C++ compiler and the Python headers: check them before any download or build.
+need_build_tools() {
+  local include missing="" packages=()
+  { command -v cc || command -v gcc; } >/dev/null && { command -v c++ || command -v g++; } >/dev/null ||
+    { missing="a C and a C++ compiler (cc or gcc, c++ or g++)"; packages+=(build-essential); }
+  include=$("$base" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  [ -f "$include/Python.h" ] ||
+    { missing="${missing:+$missing and }the Python $version headers ($include/Python.h)"; packages+=("python$version-dev"); }
+  [ -z "$missing" ] || die "compiling mmcv $MMCV needs $missing: install them (Debian/Ubuntu: apt-get install \
+${packages[*]}), or put a prebuilt mmcv-$MMCV-$tag wheel into ../shared/wheels"
+}
+
+mkdir -p "$CACHE"
+tag=cp${version/./}
+wheel=$(ls "$CACHE"/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
+shared=$(ls ../shared/wheels/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
+[ -n "$wheel$shared" ] || need_build_tools
 
 [ -x "$VENV/bin/python" ] || { say "creating $VENV with $($PYTHON --version)"; "$PYTHON" -m venv "$VENV"; }
 PY="$PWD/$VENV/bin/python"
@@ -22,16 +54,12 @@ export VIRTUAL_ENV="$PWD/$VENV" UV_LINK_MODE=copy
 uv() { "$PWD/$VENV/bin/uv" "$@"; }
 
 # uv does not read pip's configuration: pass pip's find-links folders (a local torch CPU wheel, say) explicitly.
-mkdir -p "$CACHE"
 links=(--find-links "$CACHE")
 for d in $("$PY" -m pip config get global.find-links 2>/dev/null || true) ${PIP_FIND_LINKS:-}; do
   [ -d "$d" ] && links+=(--find-links "$d")
 done
 
-tag=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-wheel=$(ls "$CACHE"/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
 if [ -z "$wheel" ]; then
-  shared=$(ls ../shared/wheels/mmcv-$MMCV-$tag-$tag-*.whl 2>/dev/null | head -n 1 || true)
   if [ -n "$shared" ]; then
     say "using prebuilt $(basename "$shared")"
     cp "$shared" "$CACHE/"

@@ -29,7 +29,7 @@ def _run(stage: str) -> None:
 @app.command()
 def data(
     domain: str = typer.Argument(..., help="a key of `data.domains` in params.yaml"),
-    workers: int = typer.Option(os.cpu_count() or 1, help="processes that render world images"),
+    workers: int = typer.Option(os.cpu_count() or 1, help="processes that render world images or convert a data set"),
 ) -> None:
     """Build data/domains/DOMAIN: manifests per split, with rendered (world) or converted (real data) files."""
     from stages import data as stage
@@ -73,14 +73,15 @@ def filter_() -> None:
 
 @app.command()
 def train(
-    method: str = typer.Argument(..., help="source, naive, drsf, didex or diga"),
+    method: str = typer.Argument(..., help="seg: source, naive, drsf, didex or diga; det: source, naive, drsf or mt"),
     seed: int = typer.Option(0, help="the run's seed (model init, data order, augmentation)"),
+    task: str = typer.Option("seg", help="seg (segmentation, params `train`) or det (detection, params `det`)"),
 ) -> None:
-    """Train one segmentation model into models/seg/METHOD-sSEED; resumes an interrupted run."""
+    """Train one model into models/TASK/METHOD-sSEED; resumes an interrupted run."""
     from stages import train as stage
 
     try:
-        typer.echo(stage.run(method, seed))
+        typer.echo(stage.run(method, seed, task))
     except InputError as error:
         _fail(error)
 

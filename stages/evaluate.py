@@ -1,7 +1,10 @@
-"""DVC stage `evaluate`: every trained model on the source validation split and every target domain.
+"""DVC stage `evaluate`: every trained model of both tasks on the source validation split and every target domain.
 
-Writes reports/metrics.json (DVC metrics), reports/seg/{scores,per_class}.csv (per seed), reports/seg/domains.csv
-(mean over seeds, a DVC bar plot), reports/seg/per_class.png and reports/seg/gallery/<domain>.png.
+Writes reports/metrics.json (DVC metrics: `seg.*` mIoU and `det.*` mAP50), and per task under reports/seg and
+reports/det: scores.csv and per_class.csv (per seed), domains.csv (mean and std over seeds, a DVC bar plot) and a
+gallery per domain; reports/seg/per_class.png is the per-class heatmap. A domain without the task's ground truth
+(no pixel labels, or no boxes) is left out of that task's scores; a task with nothing to score (no runs, e.g.
+`train.seeds: []`, or no such domain) has no key in metrics.json, header-only tables and an empty gallery.
 """
 
 from __future__ import annotations
@@ -10,51 +13,62 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import tables
+from pipeline.det import report as det_report
+from pipeline.det.evaluate import scorer as det_scorer
 from pipeline.errors import InputError
-from pipeline.labels import CLASSES
 from pipeline.manifest import read_manifest
-from pipeline.seg import report
-from pipeline.seg.evaluate import evaluate, load_model
-from pipeline.seg.train import run_name
+from pipeline.seg import report as seg_report
+from pipeline.seg.evaluate import scorer as seg_scorer
+from pipeline.training.run import run_name
 from stages import params
 
-MODELS = Path("models/seg")
 DOMAINS = Path("data/domains")
 METRICS = Path("reports/metrics.json")
-OUT = Path("reports/seg")
+KEYS = ["method", "seed", "domain"]
+# task: (params section, scorer, drawing, ground-truth column, score columns, per-class column)
+TASKS = {"seg": ("train", seg_scorer, seg_report.draw, "label", ["mIoU", "aAcc"], "IoU"),
+         "det": ("det", det_scorer, det_report.draw, "boxes", ["mAP50"], "AP50")}  # fmt: skip
+
+
+def split_manifest(folder: Path, split: str) -> Path:
+    """`<split>.parquet`, or the domain's only manifest where it has no such split: Diverse-Weather's dusk_rainy and
+    night_rainy have only a train list, which DRSF's protocol tests on."""
+    only = sorted(folder.glob("*.parquet"))
+    return only[0] if len(only) == 1 and not (folder / f"{split}.parquet").is_file() else folder / f"{split}.parquet"
 
 
 def run() -> str:
     data = params("data", required=("source", "targets"))
-    cfg = params("train", required=("methods", "seeds"))
     evaluation = params("evaluate", required=("split", "batch", "gallery"))
-    domains = [data["source"], *data["targets"]]
-    manifests = {d: DOMAINS / d / f"{evaluation['split']}.parquet" for d in domains}
-    runs = [(m, s, MODELS / run_name(m, s)) for m in ["source", *cfg["methods"]] for s in cfg["seeds"]]
-    for path in [*manifests.values(), *(folder / "model.pth" for _, _, folder in runs)]:
+    manifests = {d: split_manifest(DOMAINS / d, evaluation["split"]) for d in [data["source"], *data["targets"]]}
+    runs = {}
+    for task, (section, *_) in TASKS.items():
+        cfg = params(section, required=("methods", "seeds"))
+        runs[task] = [(m, s, Path("models") / task / run_name(m, s)) for m in ["source", *cfg["methods"]]
+                      for s in cfg["seeds"]]  # fmt: skip
+    for path in [*manifests.values(), *(folder / "model.pth" for task in runs.values() for _, _, folder in task)]:
         if not path.is_file():
             raise InputError(path, "missing", "run `dvc repro` (it builds the domains and trains the models first)")
-    scores, per_class, predictions = [], [], {d: {} for d in domains}
-    for method, seed, folder in runs:
-        model, scale = load_model(folder)
-        for domain, manifest in manifests.items():
-            result = evaluate(model, scale, manifest, evaluation["batch"], keep=evaluation["gallery"] if seed ==
-                              cfg["seeds"][0] else 0, desc=f"{method}-s{seed} on {domain}")  # fmt: skip
-            scores.append(dict(method=method, seed=seed, domain=domain, mIoU=result.miou, aAcc=result.accuracy))
-            per_class += [dict(method=method, seed=seed, domain=domain, **{"class": c}, IoU=v)
-                          for c, v in zip(CLASSES, result.iou)]  # fmt: skip
-            if result.predictions:
-                predictions[domain][method] = result.predictions
-    table = report.with_target_mean(pd.DataFrame(scores), data["targets"])
-    per_class = pd.DataFrame(per_class)
-    report.write_json(report.metrics(table), METRICS)
-    report.write_csv(table, OUT / "scores.csv")
-    report.write_csv(per_class, OUT / "per_class.csv")
-    report.write_csv(table.groupby(["method", "domain"], sort=False)["mIoU"].agg(["mean", "std"]).reset_index()
-                     .rename(columns={"mean": "mIoU", "std": "mIoU_std"}), OUT / "domains.csv")  # fmt: skip
-    report.heatmap(per_class, data["targets"], OUT / "per_class.png")
-    for domain, by_method in predictions.items():
-        report.gallery(read_manifest(manifests[domain]).head(evaluation["gallery"]), by_method,
-                       OUT / "gallery" / f"{domain}.png")  # fmt: skip
-    mean = table[table["domain"] == report.TARGET_MEAN].groupby("method", sort=False)["mIoU"].mean()
-    return f"wrote {METRICS}: target-mean mIoU " + ", ".join(f"{m} {v:.1f}" for m, v in mean.items())
+    frames = {domain: read_manifest(path) for domain, path in manifests.items()}
+    metrics, lines = {}, []
+    for task, (_, scorer, draw, truth, columns, value) in TASKS.items():
+        scored = {d: manifests[d] for d, frame in frames.items() if frame[truth].notna().any()}
+        table, per_class = pd.DataFrame(columns=[*KEYS, *columns]), pd.DataFrame(columns=[*KEYS, "class", value])
+        kept: dict = {}
+        if runs[task] and scored:
+            table, per_class, kept = tables.score_runs(scorer, runs[task], scored, evaluation["batch"],
+                                                       evaluation["gallery"], value)  # fmt: skip
+        targets = [d for d in data["targets"] if d in scored]
+        table = tables.with_target_mean(table, targets, columns)
+        metrics |= {k: v for k, v in tables.metrics(table, task, columns).items() if v}
+        out = Path("reports") / task
+        tables.write_csv(table, out / "scores.csv")
+        tables.write_csv(per_class, out / "per_class.csv")
+        tables.write_csv(tables.summary(table, columns), out / "domains.csv")
+        draw(out, {d: frames[d].head(evaluation["gallery"]) for d in kept}, kept, per_class, targets)
+        mean = table[table["domain"] == tables.TARGET_MEAN].groupby("method", sort=False)[columns[0]].mean()
+        lines.append(f"target-mean {columns[0]} " + ", ".join(f"{m} {v:.1f}" for m, v in mean.items())
+                     if len(mean) else f"no {task} scores")  # fmt: skip
+    tables.write_json(metrics, METRICS)
+    return f"wrote {METRICS}: " + "; ".join(lines)

@@ -1,5 +1,6 @@
-"""DVC stage `filter`: data/filtered/{kept,rejected}.parquet from data/synthetic/, scored by the source-only model;
-reports/filter/ (metrics, histograms per condition, counts per condition, a contact sheet, every score)."""
+"""DVC stage `filter`: data/filtered/{kept,rejected}.parquet from data/synthetic/, scored by the source-only model
+(`filter.model`: a segmentor, or a detector for detection-only runs); reports/filter/ (metrics, histograms per
+condition, counts per condition, a contact sheet, every score)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from pipeline.filter import report
 from pipeline.filter.apply import apply
 from pipeline.filter.rules import load_settings
 from pipeline.manifest import read_manifest
-from pipeline.seg.report import write_csv, write_json
+from pipeline.tables import write_csv, write_json
 from stages import params
 
 SYNTHETIC = Path("data/synthetic/train.parquet")
 DOMAINS = Path("data/domains")
 OUT = Path("data/filtered")
 REPORTS = Path("reports/filter")
+HELD_OUT = ("val", "test")  # the source split scored as the reference of real images (Diverse-Weather has no val)
 
 
 def run() -> str:
@@ -24,8 +26,8 @@ def run() -> str:
     if not SYNTHETIC.is_file():
         raise InputError(SYNTHETIC, "missing", "run `dvc repro synthesize` first (or `dvc repro`)")
     source = DOMAINS / params("data", required=("source",))["source"]
-    val = source / "val.parquet"
-    rows = apply(settings, source / "train.parquet", val if val.is_file() else None, SYNTHETIC, OUT)
+    held_out = [source / f"{split}.parquet" for split in HELD_OUT if (source / f"{split}.parquet").is_file()]
+    rows = apply(settings, source / "train.parquet", held_out[0] if held_out else None, SYNTHETIC, OUT)
     synthetic = rows[rows["condition"] != report.SOURCE]
     kept = int(synthetic["kept"].sum())
     reasons = {r: int(synthetic["reason"].str.contains(f"{r}:").sum()) for r in report.REASONS}

@@ -1,4 +1,5 @@
-"""DRSF's DFDR and MDSF (pipeline.seg.methods.drsf): entropy, gradient reversal, soft labels, the segmentor."""
+"""DRSF's DFDR and MDSF (pipeline.adapt, pipeline.seg.methods.drsf): entropy, gradient reversal, soft labels,
+interpolation pairs, the segmentor."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from pipeline.seg.methods.drsf import DFDR, channel_entropy, grad_reverse, soft_domain_labels
+from pipeline.adapt.dfdr import DFDR, channel_entropy
+from pipeline.adapt.mdsf import grad_reverse, mixing_pairs, soft_domain_labels
 from pipeline.seg.models import model_config
 
 SIZE = 64
@@ -40,9 +42,27 @@ def test_grad_reverse():
 
 
 def test_soft_domain_labels():
-    labels = soft_domain_labels(torch.tensor([0.25, 1.0, 0.6]), torch.tensor([2, 1, 1]), 3)
-    assert torch.allclose(labels, torch.tensor([[0.25, 0.0, 0.75], [1.0, 0.0, 0.0], [0.6, 0.4, 0.0]]))
-    assert torch.allclose(labels.sum(1), torch.ones(3))
+    labels = soft_domain_labels(torch.tensor([0.25, 1.0, 0.6, 0.3]), torch.tensor([0, 0, 0, 1]),
+                                torch.tensor([2, 1, 1, 2]), 3)  # fmt: skip
+    expected = torch.tensor([[0.25, 0.0, 0.75], [1.0, 0.0, 0.0], [0.6, 0.4, 0.0], [0.0, 0.3, 0.7]])
+    assert torch.allclose(labels, expected)
+    assert torch.allclose(labels.sum(1), torch.ones(4))
+
+
+def test_mixing_pairs_cover_source_and_pseudo_domain_pairs():
+    domains = torch.tensor([0, 0, 1, 2, 2, 3])
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        a, b = mixing_pairs(domains)
+        assert a.tolist() == list(range(6))  # every element has a partner of another domain
+        assert (domains[b] > 0).all() and (domains[a] != domains[b]).all()
+        seen |= {(int(domains[i]), int(domains[j])) for i, j in zip(a, b)}
+    assert {(0, 1), (0, 2), (0, 3)} <= seen  # source with every pseudo-domain
+    assert {(1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)} <= seen  # and pseudo-domains with each other
+    a, _ = mixing_pairs(torch.tensor([0, 1, 1]))  # the synthetic images share one domain: only the source mixes
+    assert a.tolist() == [0]
+    assert len(mixing_pairs(torch.tensor([0, 0]))[0]) == 0
 
 
 def test_dfdr_starts_near_identity():

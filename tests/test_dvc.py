@@ -40,13 +40,16 @@ PARAMS = {
                          "checkpoint_every": 2}},
     "filter": {**yaml.safe_load((ROOT / "params.yaml").read_text())["filter"], "batch": 2,
                "sheet": {"images": 2, "tile_height": 16}},
+    "det": {"methods": ["drsf"], "seeds": [0], "source": {}, "drsf": {"image_levels": [3]},
+            "common": {"arch": "tiny", "pretrained": None, "iters": 2, "batch": 2, "scale": [96, 48], "crop": [48, 48],
+                       "lr": 0.001, "weight_decay": 0.0, "warmup": 1, "workers": 0, "checkpoint_every": 2}},
     "evaluate": {"split": "val", "batch": 2, "gallery": 1},
 }  # fmt: skip
 
 
 def _run(repo: Path, *args: str) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -71,10 +74,13 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
     first = _run(repo, "dvc", "repro")
     assert {"data@src", "gallery", "prompts", "generator", "synthesize", "train-source@0", "filter", "train@naive-0",
-            "evaluate"} <= _ran(first)
-    metrics = json.loads((repo / "reports/metrics.json").read_text())["seg"]
-    assert set(metrics) == {"source", "naive"} and set(metrics["source"]) == {"src", "fog", "target_mean"}
-    assert 0 <= metrics["naive"]["fog"]["mIoU"] <= 100
+            "det-source@0", "det@drsf-0", "evaluate"} <= _ran(first)
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics["seg"]) == {"source", "naive"} and set(metrics["seg"]["source"]) == {"src", "fog", "target_mean"}
+    assert 0 <= metrics["seg"]["naive"]["fog"]["mIoU"] <= 100
+    assert set(metrics["det"]) == {"source", "drsf"} and set(metrics["det"]["drsf"]) == {"src", "fog", "target_mean"}
+    assert set(metrics["det"]["drsf"]["fog"]) == {"mAP50", "mAP50_std"}
+    assert (repo / "reports/det/gallery/fog.png").stat().st_size > 0
     assert len(pd.read_parquet(repo / "data/domains/src/train.parquet")) == 3
     assert (repo / "reports/data/gallery.png").stat().st_size > 0
 
@@ -104,7 +110,7 @@ def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
     first = pd.read_parquet(repo / "data/synthetic/train.parquet")
     assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
     _set(repo, "synthesize", "steps", 3)
-    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "evaluate"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "det@drsf-0", "evaluate"}
     assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
     _set(repo, "synthesize", "steps", 2)
     back = _run(repo, "dvc", "repro")
@@ -120,6 +126,6 @@ def test_filter_ablation_keeps_everything_and_retrains_only_the_paired_runs(repo
     assert json.loads((repo / "reports/filter/metrics.json").read_text())["filter"]["kept"] == expected
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == expected
     _set(repo, "filter", "enabled", False)
-    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "evaluate"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "det@drsf-0", "evaluate"}
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == 4
     _set(repo, "filter", "enabled", True)

@@ -4,6 +4,7 @@ the keep/reject rules, the written manifests and FreeMask's masked labels."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from dataclasses import replace
@@ -27,7 +28,7 @@ from pipeline.filter.stats import SourceGaussian, channel_stats, shrunk_covarian
 from pipeline.labels import IGNORE
 from pipeline.manifest import read_manifest, write_manifest
 from pipeline.seg.models import model_config
-from pipeline.seg.train import export
+from pipeline.training.run import export
 from stages import data as data_stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +228,54 @@ def test_another_backbone_by_config(project):
     assert described.channels == [64, 512] and described.stats.shape == (17, 2 * 576)
 
 
+# --- a detector as the reference (detection-only runs) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector(project) -> Path:
+    """A random-weight tiny Faster R-CNN over the source's box classes, exported as det-source is."""
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.config import Config
+
+    from pipeline.det.data import source_classes
+    from pipeline.det.models import model_config as det_config
+
+    classes = source_classes(str(project / "data/domains/src/train.parquet"))
+    torch.manual_seed(0)
+    config = det_config("tiny", len(classes))
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        model = DET_MODELS.build(Config(dict(model=config)).model)  # (a Config: mmdet reads train_cfg.rpn)
+    model.init_weights()
+    export(model, {"model": config}, (128, 64), [], project / "detector", {"classes": classes})
+    return project / "detector"
+
+
+def test_a_detector_describes_images_by_its_backbone_levels(project, detector):
+    reference = load_reference(detector, None, [0, 1, 2, 3])
+    assert reference.detector and reference.classes == json.loads((detector / "config.json").read_text())["classes"]
+    batched = run_pass(reference, project / "synthetic.parquet", 5, "batched")
+    single = run_pass(reference, project / "synthetic.parquet", 1, "single")
+    assert batched.channels == [8, 16, 32, 64] and batched.ids[:2] == ["good-0", "noise-0"]
+    np.testing.assert_allclose(batched.stats, single.stats, rtol=1e-4, atol=1e-5)
+    assert np.isnan(batched.miou).all()
+
+
+def test_a_detector_filters_by_distance_only(project, detector):
+    chosen = replace(settings(project, band=[0.0, 0.45], per_condition=False), model=str(detector))
+    rows = apply(chosen, project / "data/domains/src/train.parquet", project / "data/domains/src/val.parquet",
+                 project / "synthetic.parquet", project / "det-out")  # fmt: skip
+    kept = read_manifest(project / "det-out/kept.parquet")
+    assert kept["id"].str.startswith("good").all() and kept["boxes"].notna().all() and rows["miou"].isna().all()
+    # even at random weights, its levels put every corrupted image farther (Mahalanobis) than every good one
+    assert set(rows.loc[~rows["kept"], "id"]) == {f"{kind}-{i}" for kind in CORRUPTIONS for i in range(3)}
+    for key, value in (("consistency", 50), ("freemask", 1.25)):
+        with pytest.raises(InputError, match=f"(?s)filter.{key}: .*is a detector.*models/seg/source-s0"):
+            apply(replace(settings(project, **{key: value}), model=str(detector)),
+                  project / "data/domains/src/train.parquet", None, project / "synthetic.parquet",
+                  project / "det-refused")  # fmt: skip
+    assert not (project / "det-refused").exists()
+
+
 # --- the rules -----------------------------------------------------------------------------------------------------
 
 
@@ -267,5 +316,5 @@ def test_a_level_the_backbone_lacks_is_named(project):
 
 
 def test_missing_model_says_how_to_build_it(tmp_path):
-    with pytest.raises(InputError, match="(?s)no model.pth here.*dvc repro train-source"):
+    with pytest.raises(InputError, match="(?s)no model.pth here.*dvc repro train-source.*det-source"):
         load_reference(tmp_path, None, [0])

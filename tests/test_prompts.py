@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from pipeline.errors import InputError
 from pipeline.labels import CLASSES, IGNORE, TRAIN_ID
 from pipeline.manifest import read_manifest, write_manifest
 from pipeline.prompts import build_prompts, compose, read_prompts, row_seed, write_prompts
@@ -104,6 +105,37 @@ def test_same_params_give_the_same_bytes(source, tmp_path):
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     back = read_prompts(tmp_path / "a.parquet")
     assert list(back["classes"][1]) == ["road", "person", "car"] and back["seed"].dtype == np.int64
+
+
+def _boxed(folder: Path, boxes: list | None = None):
+    """A source without pixel labels (as Diverse-Weather): rows with boxes named as in the data set, or none."""
+    names = [["car"], ["car", "bike", "car"], []] if boxes is None else boxes
+    rows = [{"id": f"b{k}", "image": f"b{k}.jpg", "label": None, "depth": None, "dataset": "dwd", "domain": "src",
+             "boxes": None if b is None else [{"label": n, "x1": 0.0, "y1": 0.0, "x2": 1.0, "y2": 1.0} for n in b],
+             "city": "dwd", "condition": "daytime_clear", "split": "train", "width": 8, "height": 8, "sha256": str(k)}
+            for k, b in enumerate(names)]  # fmt: skip
+    write_manifest(rows, folder / "train.parquet")
+    return read_manifest(folder / "train.parquet")
+
+
+def test_a_source_without_labels_names_its_box_classes(tmp_path):
+    table = build_prompts({**CFG, "images": 4}, _boxed(tmp_path))
+    assert [list(c) for c in table["classes"]] == [["car"], ["bike", "car"], [], ["car"]]
+    # the class list is the source's box names, sorted; b0: bike (0 mentions); b1 has both: none; b2 has none: bike
+    # (tied with car at 2, first in the list); b0 again: bike, the only class it lacks
+    assert list(table["rare_class"].fillna("-")) == ["bike", "-", "bike", "bike"]
+    assert table["prompt"][0].endswith(f"bike, car, {table['condition'][0]}")
+    write_prompts(table, tmp_path / "p.parquet")  # a null rare class is written as null
+    assert read_prompts(tmp_path / "p.parquet")["rare_class"].isna().tolist() == [False, True, False, False]
+    with pytest.raises(InputError, match="(?s)unknown class 'sidewalk'.*classes: bike, car"):
+        build_prompts({**CFG, "rare_exclude": ["sidewalk"]}, _boxed(tmp_path))
+
+
+def test_a_source_without_labels_or_boxes_names_no_class(tmp_path):
+    table = build_prompts(CFG, _boxed(tmp_path, [None, None]))
+    assert table["classes"].map(len).eq(0).all() and table["rare_class"].isna().all()
+    assert table["prompt"][0] == compose(CFG["quality"], table["location"][0], table["scene"][0], None, [],
+                                         table["condition"][0])  # fmt: skip
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
-"""The data-set readers, each on a tiny tree written here in its real layout: rows, converted labels and errors."""
+"""The data-set readers, each on a tiny tree written here in its real layout: rows, converted labels, notes, errors,
+and the same bytes with one or two worker processes."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,12 +15,17 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
+import yaml
 from PIL import Image
+from typer.testing import CliRunner
 
+from pipeline import parallel
+from pipeline.domains import build_domain
 from pipeline.errors import InputError
 from pipeline.manifest import COLUMNS, read_manifest, write_manifest
 from pipeline.readers import READERS, read_split
 from pipeline.readers.mapillary import CLASSES as VISTAS_CLASSES
+from stages.cli import app
 
 W, H = 8, 6  # every test image is 8x6; a label holds one source value per row
 CITYSCAPES_SRC = [7, 8, 26, 33, 0, 255]  # road, sidewalk, car, bicycle, unlabeled, license plate (-1)
@@ -76,10 +84,15 @@ class Case:
         for seed, key in enumerate(reversed(self.ids)):  # written in reverse: the reader must sort
             image, label = self.paths(key)
             write_image(root / image, seed)
-            self.write_label(root / label, stripes(src or self.src, np.uint16 if self.fmt == "synthia" else np.uint8))
+            self.write_label(root / label, self.label(src or self.src))
+
+    def label(self, src: list[int], scale: int = 1) -> np.ndarray:
+        """A label of these stripes in the format's dtype, each pixel repeated `scale` x `scale` times."""
+        label = stripes(src, np.uint16 if self.fmt == "synthia" else np.uint8)
+        return np.kron(label, np.ones((scale, scale), label.dtype))
 
     def read(self, root: Path, out: Path, **kwargs) -> list[dict]:
-        return read_split(self.fmt, root, self.split, out, **{**self.options, **kwargs})
+        return read_split(self.fmt, root, self.split, out, **{**self.options, **kwargs}).rows
 
 
 CASES = [
@@ -107,7 +120,8 @@ CASES = [
          {"version": "v1.0"}),
 ]  # fmt: skip
 CASE_IDS = [f"{c.fmt}-{c.options.get('version', c.split)}" for c in CASES]
-CITYSCAPES = CASES[0]
+CITYSCAPES, GTA5, SYNTHIA = CASES[:3]
+IGNORING = {"gta5": 34, "synthia": 40}  # the formats whose reference converters set unknown ids to ignore, and one
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -132,13 +146,12 @@ def test_reads_layout(case: Case, tmp_path: Path) -> None:
 
 
 def test_gta5_split_mat(tmp_path: Path) -> None:
-    gta5 = CASES[1]
-    gta5.build(tmp_path)
+    GTA5.build(tmp_path)
     scipy.io.savemat(tmp_path / "split.mat", {"trainIds": np.array([[10], [1]]), "valIds": np.array([[2]]),
                                               "testIds": np.array([[2]])})  # fmt: skip
-    assert [r["id"] for r in read_split("gta5", tmp_path, "train", tmp_path / "out")] == ["00001", "00010"]
-    assert [r["id"] for r in read_split("gta5", tmp_path, "val", tmp_path / "out")] == ["00002"]
-    assert len(read_split("gta5", tmp_path, "all", tmp_path / "out")) == 3
+    assert [r["id"] for r in read_split("gta5", tmp_path, "train", tmp_path / "out").rows] == ["00001", "00010"]
+    assert [r["id"] for r in read_split("gta5", tmp_path, "val", tmp_path / "out").rows] == ["00002"]
+    assert len(read_split("gta5", tmp_path, "all", tmp_path / "out").rows) == 3
 
 
 def write_voc(root: Path, name: str, objects: list[tuple], size: tuple[int, int] = (W, H)) -> None:
@@ -166,8 +179,8 @@ def build_dwd(root: Path, car_class: str = "car") -> Path:
 
 def test_dwd(tmp_path: Path) -> None:
     root = build_dwd(tmp_path)
-    rows = read_split("dwd", root, "test", tmp_path / "out")
-    assert [r["id"] for r in rows] == ["a_frame", "b_frame", "c_frame"]
+    rows, notes = read_split("dwd", root, "test", tmp_path / "out")
+    assert [r["id"] for r in rows] == ["a_frame", "b_frame", "c_frame"] and notes == []
     assert rows[0]["boxes"] == [{"label": "bus", "x1": 1.0, "y1": 1.0, "x2": 8.0, "y2": 6.0}]
     assert rows[1]["boxes"] == [{"label": "car", "x1": 0.0, "y1": 1.0, "x2": 5.0, "y2": 6.0},
                                 {"label": "person", "x1": 2.0, "y1": 0.0, "x2": 4.0, "y2": 6.0}]  # fmt: skip
@@ -177,15 +190,15 @@ def test_dwd(tmp_path: Path) -> None:
     assert rows[1]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
     assert {(r["label"], r["depth"], r["dataset"], r["city"], r["condition"], r["width"], r["height"]) for r in rows} \
         == {(None, None, "dwd", "dwd", "daytime_foggy", W, H)}  # fmt: skip
-    other = read_split("dwd", root, "test", tmp_path / "out", limit=1, condition="fog")
+    other = read_split("dwd", root, "test", tmp_path / "out", limit=1, condition="fog").rows
     assert [(r["id"], r["condition"]) for r in other] == [("a_frame", "fog")]
 
 
 def test_round_trip_through_manifest(tmp_path: Path) -> None:
     root, out = tmp_path / "data", tmp_path / "domain"
     CITYSCAPES.build(root)
-    rows = [{**row, "domain": "cs"} for row in read_split("cityscapes", root, "val", out)]
-    rows += [{**row, "domain": "fog"} for row in read_split("dwd", build_dwd(tmp_path), "test", out)]
+    rows = [{**row, "domain": "cs"} for row in read_split("cityscapes", root, "val", out).rows]
+    rows += [{**row, "domain": "fog"} for row in read_split("dwd", build_dwd(tmp_path), "test", out).rows]
     write_manifest(rows, out / "manifest.parquet")
     frame = read_manifest(out / "manifest.parquet")
     assert list(frame["id"]) == [r["id"] for r in rows]
@@ -233,8 +246,50 @@ def test_unreadable_image(case: Case, tmp_path: Path) -> None:
         case.read(tmp_path, tmp_path / "out")
 
 
-@pytest.mark.parametrize(("case", "value"), [(c, v) for c, v in zip(CASES, [200, 34, 40, 200, 19, 66, 66])],
-                         ids=CASE_IDS)  # fmt: skip
+def cut_in_half(path: Path, seed: int) -> None:
+    """Write a 64x48 picture (PNG or JPEG by suffix) at `path` and cut its file after half of its bytes."""
+    write_image(path, seed, (64, 48))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with Image.open(path) as image:
+        assert image.size == (64, 48)  # the header still reads: a check of the header alone lets it through
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_image_cut_short(case: Case, tmp_path: Path) -> None:
+    case.build(tmp_path)
+    image, label = (tmp_path / p for p in case.paths(case.ids[1]))
+    case.write_label(label, case.label(case.src, scale=8))  # a label that fits the 64x48 image
+    cut_in_half(image, 1)
+    with raises(image.name, "the image does not decode: it is cut short or corrupt", "truncated",
+                "re-download or re-extract it, or remove it"):
+        case.read(tmp_path, tmp_path / "out")
+
+
+def test_dwd_image_cut_short_or_empty(tmp_path: Path) -> None:
+    root = build_dwd(tmp_path)
+    image = root / "VOC2007" / "JPEGImages" / "b_frame.jpg"
+    cut_in_half(image, 0)
+    with raises("b_frame.jpg", "the image does not decode: it is cut short or corrupt", "re-download"):
+        read_split("dwd", root, "test", tmp_path / "out")
+    image.write_bytes(b"")
+    with raises("b_frame.jpg", "the image file is empty (0 bytes)", "re-download or re-extract it, or remove it"):
+        read_split("dwd", root, "test", tmp_path / "out")
+
+
+@pytest.mark.parametrize("case", [CITYSCAPES, CASES[5]], ids=["cityscapes-png", "mapillary-jpg"])
+def test_empty_image(case: Case, tmp_path: Path) -> None:
+    case.build(tmp_path)
+    image = tmp_path / case.paths(case.ids[2])[0]
+    image.write_bytes(b"")
+    with raises(image.name, "the image file is empty (0 bytes)", "re-download or re-extract it, or remove it"):
+        case.read(tmp_path, tmp_path / "out")
+
+
+ERRING = [(c, v) for c, v in zip(CASES, [200, 34, 40, 200, 19, 66, 66]) if c.fmt not in IGNORING]
+
+
+@pytest.mark.parametrize(("case", "value"), ERRING, ids=[f"{c.fmt}-{c.split}" for c, _ in ERRING])
 def test_unknown_label_value(case: Case, value: int, tmp_path: Path) -> None:
     case.build(tmp_path, src=[value, *case.src[1:]])
     label = Path(case.paths(case.ids[0])[1]).name
@@ -242,12 +297,43 @@ def test_unknown_label_value(case: Case, value: int, tmp_path: Path) -> None:
         case.read(tmp_path, tmp_path / "out")
 
 
-def test_colour_label_is_refused(tmp_path: Path) -> None:
-    CITYSCAPES.build(tmp_path)
-    label = tmp_path / CITYSCAPES.paths(CITYSCAPES.ids[0])[1]
+@pytest.mark.parametrize("case", [GTA5, SYNTHIA], ids=["gta5", "synthia"])
+def test_unknown_ids_become_ignore(case: Case, tmp_path: Path) -> None:
+    """As DAFormer's converters: ids outside the official table are ignored, counted in one note, not an error."""
+    case.build(tmp_path)
+    first, second = (tmp_path / case.paths(key)[1] for key in case.ids[:2])
+    unknown = [IGNORING[case.fmt], 1000 if case.fmt == "synthia" else 254]
+    case.write_label(first, case.label([unknown[0], *case.src[1:]]))
+    case.write_label(second, case.label([*case.src[:4], *unknown]))
+    rows, notes = read_split(case.fmt, tmp_path, case.split, tmp_path / "out")
+    converted = [np.array(Image.open(tmp_path / "out" / row["label"])).tolist() for row in rows]
+    assert converted[0] == stripes([255, *case.train[1:]]).tolist()
+    assert converted[1] == stripes([*case.train[:4], 255, 255]).tolist()
+    assert converted[2] == stripes(case.train).tolist()
+    assert notes == [f"{case.fmt} {case.split}: {3 * W} pixels in 2 files had ids outside the official table and "
+                     f"were set to ignore (e.g. {first.resolve()})"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [GTA5, SYNTHIA], ids=["gta5", "synthia"])
+def test_label_of_nothing_but_unknown_ids(case: Case, tmp_path: Path) -> None:
+    case.build(tmp_path)
+    label = tmp_path / case.paths(case.ids[2])[1]
+    case.write_label(label, case.label([200] * H))
+    with raises(label.name, f"all {W * H} pixels hold values", ": 200", "check that the label folder is the right one"):
+        case.read(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("case", "fragments"), [
+    (CITYSCAPES, ["RGB image, not one channel of class ids", "not the colour pictures"]),
+    (GTA5, ["RGB image, not one channel of class ids", "not the colour pictures"]),
+    (SYNTHIA, ["8-bit colour picture, not SYNTHIA's 16-bit class ids", "GT/LABELS, not", "GT/COLOR"]),
+], ids=["cityscapes", "gta5", "synthia"])  # fmt: skip
+def test_colour_label_is_refused(case: Case, fragments: list[str], tmp_path: Path) -> None:
+    case.build(tmp_path)
+    label = tmp_path / case.paths(case.ids[0])[1]
     write_image(label, 0)
-    with raises(label.name, "RGB image, not one channel of class ids", "not the colour pictures"):
-        CITYSCAPES.read(tmp_path, tmp_path / "out")
+    with raises(label.name, *fragments):
+        case.read(tmp_path, tmp_path / "out")
 
 
 def test_missing_label_names_the_image(tmp_path: Path) -> None:
@@ -309,3 +395,71 @@ def test_unknown_format(tmp_path: Path) -> None:
 
 def test_vistas_table_has_the_66_classes() -> None:
     assert len(VISTAS_CLASSES) == 66 and VISTAS_CLASSES[13] == "Road" and VISTAS_CLASSES[65] == "Unlabeled"
+
+
+# ---- worker processes: the same bytes as one process, errors crossing back, the note printed by the stage
+
+
+def run_data(root: Path, case: Case, workers: int) -> tuple[str, dict[str, bytes]]:
+    """`dgsynth data d --workers N` on the tree at `root`, in the current folder: its stdout and every file written."""
+    spec = {"format": case.fmt, "root": str(root), "splits": {case.split: None}, "options": case.options}
+    Path("params.yaml").write_text(yaml.safe_dump({"data": {"domains": {"d": spec}}}))
+    result = CliRunner().invoke(app, ["data", "d", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    out = Path("data/domains/d")
+    return result.stdout, {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def pools(monkeypatch) -> list[int]:
+    """The sizes of the process pools that `pipeline.parallel` starts."""
+    sizes = []
+
+    class Spy(ProcessPoolExecutor):
+        def __init__(self, workers: int):
+            sizes.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", Spy)
+    return sizes
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_two_workers_write_the_same_bytes(case: Case, tmp_path: Path, monkeypatch, pools: list[int]) -> None:
+    root = tmp_path / "data"
+    case = dataclasses.replace(case, ids=sorted(f"{case.ids[0]}{i:02d}" for i in range(9)))
+    case.build(root)
+    if case.fmt in IGNORING:  # one label with an unknown id, for the note
+        case.write_label(root / case.paths(case.ids[4])[1], case.label([IGNORING[case.fmt], *case.src[1:]]))
+    monkeypatch.chdir(tmp_path)
+    one_out, one = run_data(root, case, workers=1)
+    assert pools == []
+    two_out, two = run_data(root, case, workers=2)
+    assert pools == [2]
+    assert one_out == two_out and one_out.endswith(f"d: {case.split} 9 images\n")
+    assert ("were set to ignore" in one_out) == (case.fmt in IGNORING)
+    written = sorted([f"{case.split}.parquet", *(f"labels/{case.split}/{k}.png" for k in case.ids)])
+    assert list(one) == list(two) == written
+    assert all(one[name] == two[name] for name in one)
+
+
+def test_dwd_with_two_workers(tmp_path: Path, pools: list[int]) -> None:
+    root = build_dwd(tmp_path)
+    assert read_split("dwd", root, "test", tmp_path / "one") == read_split("dwd", root, "test", tmp_path / "two",
+                                                                           workers=2)  # fmt: skip
+    assert pools == [2]
+
+
+def test_error_in_a_worker(tmp_path: Path, pools: list[int]) -> None:
+    """An InputError raised in a worker process reaches the caller whole, and no domain folder is left behind."""
+    CITYSCAPES.build(tmp_path / "data")
+    image = tmp_path / "data" / CITYSCAPES.paths(CITYSCAPES.ids[1])[0]
+    cut_in_half(image, 1)
+    spec = {"format": "cityscapes", "root": str(tmp_path / "data"), "splits": {"val": None}}
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as info:
+            build_domain("cs", spec, None, tmp_path / "cs", workers)
+        errors.append((type(info.value), info.value.where, info.value.problem, info.value.fix))
+    assert errors[0] == errors[1] and errors[0][1] == str(image.resolve()) and pools == [2]
+    assert not (tmp_path / "cs").exists()

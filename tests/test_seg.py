@@ -4,6 +4,7 @@ batches, the checked `train` section, and IoU from mmseg's IoUMetric against its
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,12 @@ from mmseg.utils import register_all_modules
 from pipeline.errors import InputError
 from pipeline.labels import CLASSES
 from pipeline.manifest import read_manifest, write_manifest
-from pipeline.seg import train as train_module
-from pipeline.seg.config import eval_pipeline, runner_config, segmentor
-from pipeline.seg.data import ManifestSegDataset, PairedDataset, paired_collate
+from pipeline.paired import PairedDataset, paired_collate
+from pipeline.seg.config import METHODS, SEG, eval_pipeline, segmentor
+from pipeline.seg.data import ManifestSegDataset
 from pipeline.seg.evaluate import iou_from_areas
-from pipeline.seg.settings import load_settings
+from pipeline.training.settings import load_settings
+from pipeline.training.run import train
 from stages import data as data_stage
 
 pytestmark = pytest.mark.mm
@@ -107,7 +109,7 @@ def test_iou_from_areas_matches_mmseg_iou_metric():
 def _settings(method: str, **common):
     cfg = copy.deepcopy(TRAIN)
     cfg["common"].update(common)
-    return load_settings(cfg, method)
+    return load_settings(cfg, method, METHODS)
 
 
 @pytest.mark.parametrize(
@@ -134,12 +136,12 @@ def test_method_arguments_are_checked_against_the_segmentor():
     cfg = copy.deepcopy(TRAIN)
     cfg["diga"]["kd_wieght"] = 1.0
     with pytest.raises(InputError, match="unknown argument 'kd_wieght'") as error:
-        segmentor(load_settings(cfg, "diga"), [])
+        segmentor(load_settings(cfg, "diga", METHODS), [])
     assert "kd_weight" in str(error.value)
     cfg["naive"] = {"lr": 1}
     with pytest.raises(InputError, match="naive takes none"):
-        load_settings(cfg, "naive")
-    drsf = segmentor(load_settings(TRAIN, "drsf"), ["fog/mist", "rain"])
+        load_settings(cfg, "naive", METHODS)
+    drsf = segmentor(load_settings(TRAIN, "drsf", METHODS), ["fog/mist", "rain"])
     assert drsf["type"] == "DRSFSegmentor" and drsf["num_pseudo_domains"] == 2
 
 
@@ -152,24 +154,22 @@ class StopAfterTwoIterations(Hook):
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(manifests, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_from_its_checkpoint(manifests, tmp_path):
     source, synthetic = manifests
     settings = _settings("naive", arch="tiny", iters=4, batch=2, scale=[64, 32], crop=[32, 32], warmup=1, workers=0,
                          checkpoint_every=2)  # fmt: skip
     out, curves, wip = tmp_path / "models/naive-s0", tmp_path / "curves", tmp_path / "wip"
 
     def with_stop(*args, **kwargs):
-        config = runner_config(*args, **kwargs)
+        config = SEG.runner_config(*args, **kwargs)
         stop = dict(type="StopAfterTwoIterations", priority="LOWEST")  # after the checkpoint hook
         return dict(config, custom_hooks=[*config["custom_hooks"], stop])
 
-    monkeypatch.setattr(train_module, "runner_config", with_stop)
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(settings, 0, [source], synthetic, out, curves, wip)
+        train(dataclasses.replace(SEG, runner_config=with_stop), settings, 0, [source], synthetic, out, curves, wip)
     (work,) = wip.iterdir()
     assert (work / "iter_2.pth").is_file() and not out.exists()
-    monkeypatch.setattr(train_module, "runner_config", runner_config)
-    summary = train_module.train(settings, 0, [source], synthetic, out, curves, wip)
+    summary = train(SEG, settings, 0, [source], synthetic, out, curves, wip)
     assert "(resumed)" in summary and not work.exists()
     steps = pd.read_csv(curves / "plots/metrics/loss.tsv", sep="\t")["step"].tolist()
     assert steps == [1, 2, 3, 4]  # iterations 3 and 4 appended to the killed run's curve

@@ -48,7 +48,7 @@ def template(tmp_path_factory) -> Path:
     for command in (["git", "init", "-q"], ["git", "config", "user.name", "dgsynth tests"],
                     ["git", "config", "user.email", "tests@dgsynth.invalid"], [str(BIN / "dvc"), "init", "-q"],
                     ["git", "add", "-A"], ["git", "commit", "-q", "-m", "data"]):
-        subprocess.run(command, cwd=project, check=True, capture_output=True)  # fmt: skip
+        subprocess.run(command, cwd=project, check=True, capture_output=True, timeout=300)  # fmt: skip
     return project
 
 
@@ -58,7 +58,7 @@ def _train(template: Path, folder: Path, method: str, processes: int) -> subproc
     launch = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", str(processes)] if processes > 1 else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on a small machine
     return subprocess.run([*launch, str(BIN / "dgsynth"), "train", method, "--seed", "0"], cwd=folder, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
 def _check_two_processes_like_one(template: Path, tmp_path: Path, method: str) -> None:

@@ -336,7 +336,7 @@ def test_kill_and_resume(project, tmp_path_factory, template):
     fresh = tmp_path_factory.mktemp("uninterrupted")
     shutil.copytree(template, fresh, dirs_exist_ok=True)
     shutil.copy("params.yaml", fresh / "params.yaml")
-    subprocess.run([DGSYNTH, "synthesize"], cwd=fresh, check=True, capture_output=True)
+    subprocess.run([DGSYNTH, "synthesize"], cwd=fresh, check=True, capture_output=True, timeout=600)
     assert snapshot(fresh / OUT) == snapshot(project / OUT)
 
 
@@ -476,11 +476,11 @@ def test_rank_assignment(monkeypatch):
 def test_torchrun_two_ranks_match_one_process(project, tmp_path_factory, template):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", DGSYNTH, "synthesize"],
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "rank 1: shards [1]" in done.stdout and "wrote data/synthetic: 12 img2img images in 3 shards" in done.stdout
     single = tmp_path_factory.mktemp("single")
     shutil.copytree(template, single, dirs_exist_ok=True)
     shutil.copy("params.yaml", single / "params.yaml")
-    subprocess.run([DGSYNTH, "synthesize"], cwd=single, check=True, capture_output=True)
+    subprocess.run([DGSYNTH, "synthesize"], cwd=single, check=True, capture_output=True, timeout=600)
     assert snapshot(single / OUT) == snapshot(project / OUT)

@@ -16,6 +16,7 @@ from mmseg.utils import register_all_modules
 from torch import nn
 from torch.utils.data import Dataset
 
+from pipeline.adapt import teacher as adapt_teacher
 from pipeline.seg.methods import didex, diga, teacher
 from pipeline.seg.models import model_config
 
@@ -35,16 +36,16 @@ def test_ema_update_mixes_params_and_copies_buffers():
     nn.init.constant_(student_teacher.weight, 1.0)
     nn.init.constant_(student.weight, 3.0)
     student.running_mean.fill_(7.0)
-    teacher.ema_update(student_teacher, student, 0.9)
+    adapt_teacher.ema_update(student_teacher, student, 0.9)
     assert torch.allclose(student_teacher.weight, torch.full((2,), 1.2))
     assert torch.equal(student_teacher.running_mean, torch.full((2,), 7.0))
     assert not student_teacher.weight.requires_grad
 
 
 def test_momentum_schedule():
-    assert teacher.ema_momentum(0, 0.999) == 0
-    assert teacher.ema_momentum(9, 0.999) == pytest.approx(0.9)
-    assert teacher.ema_momentum(10**6, 0.999) == 0.999
+    assert adapt_teacher.ema_momentum(0, 0.999) == 0
+    assert adapt_teacher.ema_momentum(9, 0.999) == pytest.approx(0.9)
+    assert adapt_teacher.ema_momentum(10**6, 0.999) == 0.999
 
 
 def test_class_mix_mask_takes_half_the_classes_whole():
@@ -202,7 +203,7 @@ class DgsynthPairedToyDataset(Dataset):
 
 @HOOKS.register_module()
 class DgsynthTeacherRecordHook(Hook):
-    """Records (teacher, student) decode-head classifier weights after each iteration, after MeanTeacherHook."""
+    """Records (teacher, student) decode-head classifier weights after each iteration, after EMATeacherHook."""
 
     priority = "LOW"
     records: list = []
@@ -225,7 +226,7 @@ def test_mean_teacher_hook_updates_the_teacher_each_iteration(tmp_path):
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=2),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
         default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=100, by_epoch=False)),
-        custom_hooks=[dict(type="MeanTeacherHook"), dict(type="DgsynthTeacherRecordHook")],
+        custom_hooks=[dict(type="EMATeacherHook"), dict(type="DgsynthTeacherRecordHook")],
         default_scope="mmseg",
         randomness=dict(seed=0),
     )

@@ -8,6 +8,9 @@
 3. `<out>/kept.parquet` and `<out>/rejected.parquet` are the synthetic manifest's rows (all its columns, paths made
    relative to `<out>`) plus the scores and, for rejected rows, the reason; FreeMask's masked labels go to
    `<out>/labels/<id>.png` and the kept rows point to them. The folder is written atomically.
+
+With a detector as the source model (`models/det/source-s<seed>`) the distances work the same; `consistency` and
+`freemask` need a segmentor's predictions and are an error there (mIoU is NaN for every row).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_dir
 from pipeline.errors import InputError
-from pipeline.filter.features import load_reference, run_pass
+from pipeline.filter.features import Reference, load_reference, run_pass
 from pipeline.filter.rules import FilterSettings, select
 from pipeline.filter.stats import SourceGaussian
 
@@ -33,6 +36,7 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
           masked_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Scores of the synthetic rows (and the source validation rows, `set` = 'source') and a summary of the fit."""
     reference = load_reference(Path(settings.model), settings.backbone, list(settings.levels))
+    check_reference(settings, reference)
     freemask = settings.freemask is not None
     source = run_pass(reference, source_train, settings.batch, "describe source train", losses=freemask)
     gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
@@ -55,6 +59,18 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
     summary = dict(source_images=len(source.ids), dimensions=int(source.stats.shape[1]),
                    shrinkage=round(gaussian.shrinkage, 4))  # fmt: skip
     return pd.concat(parts, ignore_index=True), summary
+
+
+def check_reference(settings: FilterSettings, reference: Reference) -> None:
+    """Consistency and FreeMask need a segmentor's predictions; a detector gives the feature statistics only."""
+    asked = [k for k, on in [("consistency", settings.consistency > 0), ("freemask", settings.freemask is not None)]
+             if on]  # fmt: skip
+    if reference.detector and asked:
+        key = asked[0]
+        raise InputError(f"params.yaml filter.{key}", f"{getattr(settings, key)!r} needs a segmentation model's "
+                         f"predictions, but filter.model ({settings.model}) is a detector",
+                         f"set filter.{key}: {'0' if key == 'consistency' else 'null'}, or filter.model to a "
+                         "segmentation source model (models/seg/source-s0)")  # fmt: skip
 
 
 def relocate(path: str | None, folder: Path, out: Path) -> str | None:

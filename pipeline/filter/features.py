@@ -1,16 +1,21 @@
 """One pass of the reference networks over a manifest: feature statistics, and the source model's consistency.
 
-The source-only model (an exported folder, `pipeline.seg.train.export`) reads every image at its training scale,
+The source-only model (an exported folder, `pipeline.training.run.export`) reads every image at its training scale,
 through the evaluation pipeline and its own data preprocessor. Its backbone levels give the feature statistics,
 unless another backbone (any mmseg or mmdet backbone config) is named; that one reads the same preprocessed images.
 For labeled images the same pass gives the model's prediction, scored against the label (per-image mIoU, mmseg's
 nanmean over the classes in the label or the prediction), and the per-pixel cross-entropy, summed per class
 (FreeMask's class means on real images) or compared with per-class limits (FreeMask's pixel filter on synthetic
 images: pixels above their class's limit become 'ignore' in a copy of the label).
+
+The source model may be a detector (`models/det/source-s<seed>`, whose config.json names its classes): its backbone
+levels give the statistics the same way; it gives no per-image consistency (mIoU is NaN) and no FreeMask masks.
 """
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.errors import InputError
 from pipeline.filter.stats import channel_stats
 from pipeline.labels import CLASSES, IGNORE
+from pipeline.manifest import read_manifest
 from pipeline.seg.evaluate import load_model
 
 SCOPES = ("mmseg", "mmdet")
@@ -32,12 +39,18 @@ SCOPES = ("mmseg", "mmdet")
 
 @dataclass
 class Reference:
-    """The source model, the backbone whose levels are described (the model's own by default), and those levels."""
+    """The source model, the backbone whose levels are described (the model's own by default), those levels, and a
+    detector's class names (None for a segmentor)."""
 
     model: torch.nn.Module
     scale: tuple[int, int]
     backbone: torch.nn.Module
     levels: list[int]
+    classes: list[str] | None = None
+
+    @property
+    def detector(self) -> bool:
+        return self.classes is not None
 
 
 @dataclass
@@ -77,10 +90,41 @@ def build_backbone(config: dict) -> torch.nn.Module:
 
 
 def load_reference(model_dir: Path, backbone: dict | None, levels: list[int]) -> Reference:
-    if not (model_dir / "model.pth").is_file():
-        raise InputError(model_dir, "no model.pth here", "run `dvc repro train-source` (or set filter.model)")
-    model, scale = load_model(model_dir)
-    return Reference(model, scale, model.backbone if backbone is None else build_backbone(backbone), list(levels))
+    """The exported segmentor or detector in `model_dir` (a detector's config.json names its classes)."""
+    for name in ("model.pth", "config.json"):
+        if not (model_dir / name).is_file():
+            raise InputError(model_dir, f"no {name} here", "run `dvc repro train-source` (or `dvc repro det-source` "
+                             "for models/det/...), or set filter.model to an exported source model")  # fmt: skip
+    classes = json.loads((model_dir / "config.json").read_text()).get("classes")
+    if classes is None:
+        model, scale = load_model(model_dir)
+    else:
+        from pipeline.det.evaluate import load_detector
+
+        model, scale, classes = load_detector(model_dir)
+    described = model.backbone if backbone is None else build_backbone(backbone)
+    return Reference(model, scale, described, list(levels), classes)
+
+
+def manifest_dataset(reference: Reference, manifest: Path):
+    """The rows of `manifest` through the reference model's evaluation pipeline, and their ids."""
+    if reference.detector:
+        from mmdet.registry import DATASETS
+
+        from pipeline.det.config import eval_pipeline
+
+        boxed = {box["label"] for boxes in read_manifest(manifest)["boxes"].dropna() for box in boxes}
+        classes = [*reference.classes, *sorted(boxed - set(reference.classes))]  # boxes are not read: any name will do
+        extra, key = dict(type="ManifestDetDataset", classes=classes), "img_id"
+    else:
+        from mmseg.registry import DATASETS
+
+        from pipeline.seg.config import eval_pipeline
+
+        extra, key = dict(type="ManifestSegDataset"), "id"
+    dataset = DATASETS.build(dict(manifests=[str(manifest)], test_mode=True, pipeline=eval_pipeline(reference.scale),
+                                  **extra))  # fmt: skip
+    return dataset, [dataset.get_data_info(i)[key] for i in range(len(dataset))]
 
 
 def per_image_miou(pred: torch.Tensor, label: torch.Tensor) -> float:
@@ -100,15 +144,16 @@ def per_image_miou(pred: torch.Tensor, label: torch.Tensor) -> float:
 def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, losses: bool = False,
              limits: np.ndarray | None = None, masked_dir: Path | None = None) -> Pass:  # fmt: skip
     """Describe every row of `manifest`; with `losses`, sum the pixel losses per class; with per-class loss
-    `limits`, write FreeMask's masked labels to `masked_dir` as <id>.png (unlabeled rows get none)."""
-    from mmseg.registry import DATASETS
+    `limits`, write FreeMask's masked labels to `masked_dir` as <id>.png (unlabeled rows get none). A detector
+    reference describes the rows only (mIoU NaN)."""
+    with DefaultScope.overwrite_default_scope("mmdet") if reference.detector else nullcontext():
+        dataset, ids = manifest_dataset(reference, manifest)
+        return _describe(reference, dataset, ids, batch, desc, losses, limits, masked_dir)
 
-    from pipeline.seg.config import eval_pipeline
 
-    dataset = DATASETS.build(dict(type="ManifestSegDataset", manifests=[str(manifest)], test_mode=True,
-                                  pipeline=eval_pipeline(reference.scale)))  # fmt: skip
+def _describe(reference: Reference, dataset, ids: list[str], batch: int, desc: str, losses: bool,
+              limits: np.ndarray | None, masked_dir: Path | None) -> Pass:  # fmt: skip
     model = reference.model
-    ids = [dataset.get_data_info(i)["id"] for i in range(len(dataset))]
     stats, mious, masked = [], [], []
     class_loss = np.zeros((len(CLASSES), 2))
     for data in tqdm(DataLoader(dataset, batch_size=batch, collate_fn=pseudo_collate), desc=desc, unit="batch"):
@@ -121,6 +166,9 @@ def run_pass(reference: Reference, manifest: Path, batch: int, desc: str, losses
                              f"{len(described)} outputs", f"use indices from 0 to {len(described) - 1}")  # fmt: skip
         levels = [described[level] for level in reference.levels]
         stats.append(channel_stats(levels).numpy())
+        if reference.detector:
+            mious += [float("nan")] * len(samples)
+            continue
         x = model.neck(feats) if model.with_neck else feats
         logits = model.decode_head.predict(x, [s.metainfo for s in samples], model.test_cfg)
         for index, sample in enumerate(model.postprocess_result(logits, samples), start=len(mious)):

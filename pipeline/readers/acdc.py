@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.readers.common import LABEL_IDS, Reader, choose, pair, scan, segmentation_rows
+from pipeline.readers.common import LABEL_IDS, Converted, LabelFormat, Reader, choose, pair, scan, segmentation_rows
 
 NAME = "acdc"
 CONDITIONS = ("fog", "night", "rain", "snow")
+LABELS = LabelFormat(LABEL_IDS, "ACDC (Cityscapes labelIds)")
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None, condition: str | None) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int, condition: str | None) -> Converted:
     condition = choose(condition, CONDITIONS, root, "condition option", "an option of the domain in params.yaml")
     images = scan(root / "rgb_anon" / condition / split, "_rgb_anon.png")
     pairs = pair(images, root / "gt" / condition / split, "_gt_labelIds.png")
-    return segmentation_rows(NAME, split, out_dir, pairs, limit, table=LABEL_IDS,
-                             kind="ACDC (Cityscapes labelIds)", city=NAME, condition=condition)  # fmt: skip
+    return segmentation_rows(NAME, split, out_dir, pairs, limit, workers, labels=LABELS, city=NAME, condition=condition)
 
 
 READER = Reader(read, expects="rgb_anon/ and gt/", options={"condition": None})

@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.labels import CLASSES, IGNORE, lookup_table
-from pipeline.readers.common import Reader, pair, scan, segmentation_rows
+from pipeline.readers.common import Converted, LabelFormat, Reader, pair, scan, segmentation_rows
 
 NAME = "bdd100k"
-TABLE = lookup_table({**{i: i for i in range(len(CLASSES))}, IGNORE: IGNORE})
+LABELS = LabelFormat(lookup_table({**{i: i for i in range(len(CLASSES))}, IGNORE: IGNORE}), "BDD100K trainId")
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int) -> Converted:
     pairs = pair(scan(root / "images" / "10k" / split, ".jpg"), root / "labels" / "sem_seg" / "masks" / split, ".png")
-    return segmentation_rows(NAME, split, out_dir, pairs, limit, table=TABLE, kind="BDD100K trainId",
-                             city=NAME, condition="unknown")  # fmt: skip
+    return segmentation_rows(NAME, split, out_dir, pairs, limit, workers, labels=LABELS, city=NAME,
+                             condition="unknown")  # fmt: skip
 
 
 READER = Reader(read, expects="images/10k/ and labels/sem_seg/masks/")

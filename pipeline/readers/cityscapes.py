@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.readers.common import LABEL_IDS, Reader, pair, scan, segmentation_rows
+from pipeline.readers.common import LABEL_IDS, Converted, LabelFormat, Reader, pair, scan, segmentation_rows
 
 NAME = "cityscapes"
+LABELS = LabelFormat(LABEL_IDS, "Cityscapes labelIds")
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int) -> Converted:
     images = scan(root / "leftImg8bit" / split, "_leftImg8bit.png")
     pairs = pair(images, root / "gtFine" / split, "_gtFine_labelIds.png")
-    return segmentation_rows(NAME, split, out_dir, pairs, limit, table=LABEL_IDS, kind="Cityscapes labelIds",
-                             city=lambda image: image.parent.name, condition="clear")  # fmt: skip
+    return segmentation_rows(NAME, split, out_dir, pairs, limit, workers, labels=LABELS, city=city_folder,
+                             condition="clear")  # fmt: skip
+
+
+def city_folder(image: Path) -> str:
+    """The city of an image: its folder's name."""
+    return image.parent.name
 
 
 READER = Reader(read, expects="leftImg8bit/ and gtFine/")

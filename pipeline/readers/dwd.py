@@ -6,22 +6,23 @@ dusk_rainy, night_rainy or daytime_foggy; its name is the condition column unles
 otherwise. There are no pixel labels (label is null). Boxes come from every <object> (difficult ones included) of the 7
 classes bus, bike, car, motor, person, rider, truck (another name is an error). VOC boxes are 1-based and inclusive,
 so (xmin, ymin, xmax, ymax) becomes the 0-based pixel extent (xmin - 1, ymin - 1, xmax, ymax), clipped to the image;
-a box empty after clipping is dropped. The XML's <size>, where given, must match the image header.
+a box empty after clipping is dropped. The XML's <size>, where given, must match the image, which must decode.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.readers.common import Reader, image_size, make_row, pair, progress, scan, select
+from pipeline.readers.common import Converted, Pair, Reader, check_image, convert_pairs, make_row, pair, scan, select
 
 NAME = "dwd"
 CLASSES = ("bus", "bike", "car", "motor", "person", "rider", "truck")
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None, condition: str | None) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int, condition: str | None) -> Converted:
     voc = root / "VOC2007"
     split_file = voc / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
@@ -30,12 +31,16 @@ def read(root: Path, split: str, out_dir: Path, limit: int | None, condition: st
                          if there else "check that the root is a domain folder such as .../daytime_clear")  # fmt: skip
     names = split_file.read_text().split()
     images = select(scan(voc / "JPEGImages", ".jpg"), names, split_file)
-    rows = []
-    for item in progress(pair(images, voc / "Annotations", ".xml")[:limit], NAME, split):
-        size = image_size(item.image)
-        rows.append(make_row(NAME, split, item, size, label=None, boxes=boxes(item.label, size), city=NAME,
-                             condition=condition or root.name))  # fmt: skip
-    return rows
+    pairs = pair(images, voc / "Annotations", ".xml")[:limit]
+    convert = partial(row, split=split, condition=condition or root.name)
+    return Converted(convert_pairs(convert, pairs, workers, NAME, split), [])
+
+
+def row(item: Pair, split: str, condition: str) -> dict:
+    """The manifest row of one image and its annotation."""
+    image = check_image(item.image)
+    return make_row(NAME, split, item, image, label=None, boxes=boxes(item.label, image.size), city=NAME,
+                    condition=condition)  # fmt: skip
 
 
 def boxes(xml: Path, size: tuple[int, int]) -> list[dict]:

@@ -1,11 +1,13 @@
 """GTA5 ("Playing for Data", Richter et al., ECCV 2016) as downloaded from the project page: `root/images/<5-digit>.png`
 with `root/labels/<5-digit>.png`, id = the 5-digit number. Labels are palette PNGs whose indices (not their colours)
 are Cityscapes labelIds; they map to trainIds with cityscapesScripts' table, as in DAFormer's
-tools/convert_datasets/gta.py (assumed: indices 0..33 and 255 only; anything else is an error). Splits: with the
-official `root/split.mat` (trainIds/valIds/testIds, 1-based image numbers) "train", "val" and "test" are its lists;
-"all" is every image; without split.mat "train" is every image too (the usual practice in domain generalization,
-where GTA5 is only a source) and other splits are errors. A pair whose label and image sizes differ is reported (delete
-both files to drop it), never resized.
+tools/convert_datasets/gta.py. Like that converter, a value outside the table (0..33, and 255 for -1) becomes ignore;
+the data stage says how many pixels of how many files it hit. A colour (RGB) label, one of the wrong size, or one that
+holds nothing but such values is an error: the wrong file, not an odd pixel. Splits: with the official
+`root/split.mat` (trainIds/valIds/testIds, 1-based image numbers) "train", "val" and "test" are its lists; "all" is
+every image; without split.mat "train" is every image too (the usual practice in domain generalization, where GTA5 is
+only a source) and other splits are errors. A pair whose label and image sizes differ is reported (delete both files
+to drop it), never resized.
 """
 
 from __future__ import annotations
@@ -16,20 +18,21 @@ import numpy as np
 import scipy.io
 
 from pipeline.errors import InputError
-from pipeline.readers.common import LABEL_IDS, Reader, choose, pair, scan, segmentation_rows, select
+from pipeline.readers.common import (LABEL_IDS, Converted, LabelFormat, Reader, choose, pair, scan, segmentation_rows,
+                                     select)
 
 NAME = "gta5"
 SPLIT_KEYS = {"train": "trainIds", "val": "valIds", "test": "testIds"}
+LABELS = LabelFormat(LABEL_IDS, "GTA5 (Cityscapes labelIds)", ignore_unknown=True)
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int) -> Converted:
     images = scan(root / "images", ".png")
     ids = split_ids(root, split)
     if ids is not None:
         images = select(images, ids, root / "split.mat")
     pairs = pair(images, root / "labels", ".png")
-    return segmentation_rows(NAME, split, out_dir, pairs, limit, table=LABEL_IDS,
-                             kind="GTA5 (Cityscapes labelIds)", city=NAME, condition="clear")  # fmt: skip
+    return segmentation_rows(NAME, split, out_dir, pairs, limit, workers, labels=LABELS, city=NAME, condition="clear")
 
 
 def split_ids(root: Path, split: str) -> list[str] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.labels import IGNORE, TRAIN_ID, lookup_table
-from pipeline.readers.common import Reader, choose, pair, scan, segmentation_rows
+from pipeline.readers.common import Converted, LabelFormat, Reader, choose, pair, scan, segmentation_rows
 
 NAME = "mapillary"
 SPLITS = {"training": "training", "validation": "validation", "train": "training", "val": "validation"}
@@ -50,12 +50,12 @@ TABLE = lookup_table({i: TRAIN_ID[CLASSES_TO_CITYSCAPES[name]] if name in CLASSE
                       for i, name in enumerate(CLASSES)})  # fmt: skip
 
 
-def read(root: Path, split: str, out_dir: Path, limit: int | None, version: str) -> list[dict]:
+def read(root: Path, split: str, out_dir: Path, limit: int | None, workers: int, version: str) -> Converted:
     folder = root / SPLITS[choose(split, SPLITS, root, "split")]
-    labels = folder / LABEL_FOLDERS[choose(version, LABEL_FOLDERS, root, "version option")]
-    pairs = pair(scan(folder / "images", ".jpg"), labels, ".png")
-    return segmentation_rows(NAME, split, out_dir, pairs, limit, table=TABLE, kind=f"Mapillary Vistas {version}",
-                             city=NAME, condition="unknown")  # fmt: skip
+    label_folder = folder / LABEL_FOLDERS[choose(version, LABEL_FOLDERS, root, "version option")]
+    pairs = pair(scan(folder / "images", ".jpg"), label_folder, ".png")
+    labels = LabelFormat(TABLE, f"Mapillary Vistas {version}")
+    return segmentation_rows(NAME, split, out_dir, pairs, limit, workers, labels=labels, city=NAME, condition="unknown")
 
 
 READER = Reader(read, expects="training/ and validation/", options={"version": "v1.2"})

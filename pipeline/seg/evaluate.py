@@ -1,6 +1,6 @@
 """Evaluate trained segmentation models on domains: per-class IoU, mIoU and pixel accuracy through mmseg's IoUMetric.
 
-A model folder (`pipeline.seg.train.export`) holds the weights and the model config; images are resized to the
+A model folder (`pipeline.training.run.export`) holds the weights and the model config; images are resized to the
 training scale, and mmseg's `predict` resizes the logits back to the label's size. IoUMetric accumulates the
 intersection and union areas per class over a domain; a class with no pixels in labels or predictions of a domain
 has no IoU there and is left out of its mIoU (mmseg's nanmean).
@@ -29,6 +29,18 @@ class Scores:
     miou: float
     accuracy: float
     predictions: list[np.ndarray]  # the first few predicted label maps, for the gallery
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {"mIoU": self.miou, "aAcc": self.accuracy}
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        return dict(zip(CLASSES, self.iou))
+
+    @property
+    def kept(self) -> list[np.ndarray]:
+        return self.predictions
 
 
 def load_model(folder: Path):
@@ -72,3 +84,9 @@ def evaluate(model, scale: tuple[int, int], manifest: Path, batch: int = 8, keep
         predictions += [o.pred_sem_seg.data[0].numpy().astype(np.uint8) for o in outputs][: keep - len(predictions)]
     iou, accuracy = iou_from_areas(metric.results)
     return Scores(iou, float(np.nanmean(iou)), accuracy, predictions)
+
+
+def scorer(folder: Path):
+    """evaluate(manifest, batch, keep, desc) -> Scores of the model in `folder` (`pipeline.tables.score_runs`)."""
+    model, scale = load_model(folder)
+    return lambda manifest, batch, keep, desc: evaluate(model, scale, manifest, batch, keep, desc)

@@ -1,14 +1,8 @@
-"""What `evaluate` writes: DVC metrics with flat, stable keys, per-class and per-domain tables, a per-class heatmap
-and a gallery of predictions per domain.
-
-`reports/metrics.json` nests as seg -> method -> domain -> {mIoU, mIoU_std, aAcc}, which DVC shows as
-`seg.<method>.<domain>.mIoU`; `target_mean` is the mean over the target domains, computed per seed and then
-averaged (its std is over seeds). Standard deviations are over seeds (0 with one seed).
-"""
+"""What `evaluate` draws for segmentation: a per-class heatmap and a gallery of predictions per domain (the tables and
+metrics are `pipeline.tables`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -23,41 +17,14 @@ from pipeline.atomic import atomic_path  # noqa: E402
 from pipeline.labels import CLASSES, colorize  # noqa: E402
 from pipeline.sheets import contact_sheet, read_rgb, write_png  # noqa: E402
 
-TARGET_MEAN = "target_mean"
-
-
-def with_target_mean(scores: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
-    """Rows of (method, seed, domain, mIoU, aAcc), plus a `target_mean` row per (method, seed)."""
-    means = scores[scores["domain"].isin(targets)].groupby(["method", "seed"], sort=False)[["mIoU", "aAcc"]].mean()
-    return pd.concat([scores, means.reset_index().assign(domain=TARGET_MEAN)], ignore_index=True)
-
-
-def metrics(domains: pd.DataFrame) -> dict:
-    """seg -> method -> domain -> {mIoU, mIoU_std, aAcc}, mean and std over seeds, rounded to 0.01."""
-    out: dict = {"seg": {}}
-    for (method, domain), group in domains.groupby(["method", "domain"], sort=False):
-        std = float(group["mIoU"].std(ddof=0))
-        out["seg"].setdefault(method, {})[domain] = {"mIoU": round(float(group["mIoU"].mean()), 2),
-                                                     "mIoU_std": round(std, 2),
-                                                     "aAcc": round(float(group["aAcc"].mean()), 2)}  # fmt: skip
-    return out
-
-
-def write_json(data: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.2f")
-
 
 def heatmap(per_class: pd.DataFrame, targets: list[str], path: Path) -> None:
     """Per-class IoU on the targets (mean over target domains and seeds): methods x classes."""
     table = per_class[per_class["domain"].isin(targets)].pivot_table(index="method", columns="class", values="IoU",
                                                                      aggfunc="mean", sort=False)  # fmt: skip
     table = table.reindex(columns=[c for c in CLASSES if c in table.columns])
+    if table.empty:  # nothing scored (e.g. `train.seeds: []`): DVC still expects the picture
+        table = pd.DataFrame(np.full((1, 1), np.nan), index=["no scores"], columns=[""])
     fig, ax = plt.subplots(figsize=(1 + 0.55 * table.shape[1], 1 + 0.45 * table.shape[0]))
     ax.imshow(table.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=60, ha="right")
@@ -82,3 +49,13 @@ def gallery(rows: pd.DataFrame, predictions: dict[str, list[np.ndarray]], path: 
     sheet += [(name, [colorize(cv2.resize(p, size, interpolation=cv2.INTER_NEAREST)) for p in preds])
               for name, preds in predictions.items()]  # fmt: skip
     write_png(contact_sheet(sheet, tile_height=tile_height), path)
+
+
+def draw(out: Path, rows: dict[str, pd.DataFrame], kept: dict[str, dict[str, list[np.ndarray]]],
+         per_class: pd.DataFrame, targets: list[str]) -> None:  # fmt: skip
+    """`evaluate`'s pictures: a gallery per domain (its `rows` and each method's `kept` predictions) in
+    `out/gallery/` (made even when empty: DVC expects it) and the heatmap of `per_class` IoU on the targets."""
+    (out / "gallery").mkdir(parents=True, exist_ok=True)
+    for domain, by_method in kept.items():
+        gallery(rows[domain], by_method, out / "gallery" / f"{domain}.png")
+    heatmap(per_class, targets, out / "per_class.png")

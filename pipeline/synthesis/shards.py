@@ -1,7 +1,8 @@
 """The output layout: shards of `shard_size` prompt rows, each a folder of PNGs and a manifest, then train.parquet.
 
     data/synthetic/
-      shard-00000/<id>.png, <id>_label.png   the label (img2img, depth2img) is the source's, byte for byte
+      shard-00000/<id>.png, <id>_label.png   the label (img2img, depth2img) is the source's, byte for byte; so are
+                                              the boxes (in the manifest), with or without a label
       shard-00000.parquet                     the shard's manifest
       train.parquet                           every shard's rows, read like any domain manifest
 
@@ -101,11 +102,12 @@ def write_batch(root: Path, shard: Shard, batch: range, rows: list[dict], source
 
 
 def manifest_row(root: Path, shard: Shard, row: dict, source: dict, settings: Settings, record: dict) -> dict:
-    """The manifest row of one generated image under `root`; `record` holds model, revision and scheduler."""
+    """The manifest row of one generated image under `root`; `record` holds model, revision and scheduler. img2img
+    and depth2img keep the source's boxes, also where the source has no pixel label (e.g. Diverse-Weather)."""
     labeled = copies_label(settings, source)
     return {
         "id": row["id"], "image": image_name(shard, row["id"]), "label": label_name(shard, row["id"]) if labeled else None,
-        "depth": None, "boxes": list(source["boxes"]) if labeled and source["boxes"] is not None else None,
+        "depth": None, "boxes": list(source["boxes"]) if settings.labeled and source["boxes"] is not None else None,
         "dataset": "synthetic", "domain": "synthetic", "city": source["city"], "condition": row["condition"],
         "split": "train", "width": source["width"] if settings.labeled else settings.width,
         "height": source["height"] if settings.labeled else settings.height,

@@ -17,6 +17,7 @@ from pipeline.world.scene import Scene, Thing
 
 SKY_DEPTH = 1000.0
 DETECTION_KINDS = {"car", "truck", "bus", "person", "cyclist"}  # things that get boxes (a cyclist: rider and bicycle)
+BOX_CLASSES = ("car", "truck", "bus", "person", "rider", "bicycle")  # the classes of their boxes
 GLASS, TYRE, SKIN, TRUNK = (0.10, 0.12, 0.15), (0.04, 0.04, 0.04), (0.80, 0.62, 0.50), (0.30, 0.22, 0.15)
 LIGHT_COLORS = ((1.0, 0.1, 0.05), (1.0, 0.7, 0.05), (0.1, 1.0, 0.4))  # red, amber, green traffic lamps
 C = TRAIN_ID
@@ -302,7 +303,7 @@ def _boxes(scene: Scene, buf: Buffers) -> list[dict]:
     counts = np.diff(np.r_[starts, len(key)])
     x1, x2 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
     y1, y2 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
-    names = {C[n]: n for n in ("car", "truck", "bus", "person", "rider", "bicycle")}
+    names = {C[n]: n for n in BOX_CLASSES}
     boxes = []
     for i, start in enumerate(starts):
         ident, cls = divmod(int(key[start]), 256)

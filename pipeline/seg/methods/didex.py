@@ -22,7 +22,9 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from pipeline.seg.batch import labels, split_batch
+from pipeline.adapt.teacher import block_mask
+from pipeline.paired import split_batch
+from pipeline.seg.batch import labels
 from pipeline.seg.methods.teacher import MeanTeacher, class_mix, pixel_ce
 
 
@@ -32,14 +34,6 @@ def dacs_pseudo_labels(probs: Tensor, threshold: float) -> tuple[Tensor, Tensor]
     confidence, pseudo_label = probs.max(dim=1)
     weight = (confidence >= threshold).float().flatten(1).mean(1)
     return pseudo_label, weight
-
-
-def block_mask(shape: tuple[int, int, int], block: int, ratio: float, device=None) -> Tensor:
-    """MIC's mask for N x H x W images: `block` x `block` patches, each dropped (0) with probability `ratio`."""
-    n, height, width = shape
-    grid = torch.rand(n, 1, -(-height // block), -(-width // block), device=device) > ratio
-    mask = grid.float().repeat_interleave(block, 2).repeat_interleave(block, 3)
-    return mask[:, :, :height, :width]
 
 
 @MODELS.register_module()

@@ -30,7 +30,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 from torch import Tensor
 
-from pipeline.seg.batch import IGNORE, labels, split_batch
+from pipeline.paired import split_batch
+from pipeline.seg.batch import IGNORE, labels
 from pipeline.seg.methods.teacher import MeanTeacher, class_mix, pixel_ce
 
 

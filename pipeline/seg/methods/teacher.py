@@ -1,45 +1,21 @@
 """What DIDEX's and DiGA's segmentors share: an EMA mean teacher, ClassMix masks and a pixel-weighted CE.
 
-- `MeanTeacher` is a mixin for an mmseg `EncoderDecoder`: it keeps a frozen copy of the backbone (neck) and decode
-  head under `self.teacher`, always in eval mode, and updates it with `update_teacher(iteration)`. The teacher is a
-  submodule, so it is saved in checkpoints and resumes with the student; its parameters never require grad, so the
-  optimizer never steps them.
-- The momentum follows DACS and DiGA: `min(1 - 1/(iter+1), alpha)`; at iteration 0 the teacher becomes the student.
+- `MeanTeacher` is `pipeline.adapt.teacher.EMATeacher` over the backbone, neck and decode head of an mmseg
+  `EncoderDecoder`, with the teacher's logits and penultimate features (`teacher_forward`); the EMA update and its
+  hook (`EMATeacherHook`) are the shared ones.
 - `class_mix_mask` is ClassMix (Olsson et al., 2021) as DACS uses it: half of the classes present in each source
   label (floor(K/2), ignore excluded), the mask is every pixel of those classes; `class_mix` pastes them.
-- `MeanTeacherHook` calls `update_teacher(runner.iter)` after every training iteration (runner.iter counts from 0
-  there: mmengine's loop increments it after the hooks run).
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 from mmseg.models.utils import resize
-from torch import Tensor, nn
+from torch import Tensor
 
+from pipeline.adapt.teacher import EMATeacher
 from pipeline.seg.batch import IGNORE
-
-
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """teacher = momentum * teacher + (1 - momentum) * student for parameters; buffers (BN statistics) copied."""
-    student_params = dict(student.named_parameters())
-    for name, param in teacher.named_parameters():
-        param.mul_(momentum).add_(student_params[name].detach(), alpha=1 - momentum)
-    student_buffers = dict(student.named_buffers())
-    for name, buffer in teacher.named_buffers():
-        buffer.copy_(student_buffers[name])
-
-
-def ema_momentum(iteration: int, alpha: float) -> float:
-    """The teacher's momentum at `iteration` (from 0): min(1 - 1/(iteration+1), alpha)."""
-    return min(1 - 1 / (iteration + 1), alpha)
 
 
 def class_mix_mask(labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -74,38 +50,12 @@ def pixel_ce(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Te
     return loss.mean()
 
 
-class MeanTeacher:
+class MeanTeacher(EMATeacher):
     """Mixin for an `EncoderDecoder` subclass (list it first): an EMA teacher of the backbone, neck and decode head.
 
     Call `_init_teacher(alpha)` at the end of `__init__`."""
 
     STUDENT_PARTS = ("backbone", "neck", "decode_head")
-
-    def _init_teacher(self, alpha: float) -> None:
-        self.ema_alpha = alpha
-        parts = {name: copy.deepcopy(getattr(self, name)) for name in self.STUDENT_PARTS if hasattr(self, name)}
-        self.teacher = nn.ModuleDict(parts)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-
-    def init_weights(self):
-        """Initialise the student, then start the teacher as its copy."""
-        super().init_weights()
-        self._copy_to_teacher(momentum=0.0)
-
-    def train(self, mode: bool = True):
-        """Switch the student's mode; the teacher stays in eval mode."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def _copy_to_teacher(self, momentum: float) -> None:
-        for name, part in self.teacher.items():
-            ema_update(part, getattr(self, name), momentum)
-
-    def update_teacher(self, iteration: int) -> None:
-        """One EMA step of the teacher towards the student, with the momentum of `iteration`."""
-        self._copy_to_teacher(ema_momentum(iteration, self.ema_alpha))
 
     @torch.no_grad()
     def teacher_forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
@@ -133,14 +83,3 @@ class MeanTeacher:
     @staticmethod
     def to_image_size(logits: Tensor, inputs: Tensor) -> Tensor:
         return resize(logits, size=inputs.shape[2:], mode="bilinear", align_corners=False)
-
-
-@HOOKS.register_module()
-class MeanTeacherHook(Hook):
-    """Updates the model's mean teacher (`update_teacher(runner.iter)`) after every training iteration."""
-
-    priority = "NORMAL"
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        model.update_teacher(runner.iter)

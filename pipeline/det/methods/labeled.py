@@ -1,0 +1,22 @@
+"""`naive`: Faster R-CNN on source and synthetic images together, with supervised losses on the labeled ones only
+(source, img2img and depth2img images carry boxes; txt2img images do not and add nothing here)."""
+
+from __future__ import annotations
+
+from mmdet.models.detectors import FasterRCNN
+from mmdet.registry import MODELS
+from torch import Tensor
+
+
+def labeled_part(inputs: Tensor, data_samples: list) -> tuple[Tensor, list]:
+    """The images and samples of a batch whose `labeled` flag is set (a sample without the flag counts as labeled)."""
+    keep = [i for i, sample in enumerate(data_samples) if sample.metainfo.get("labeled", True)]
+    return inputs[keep], [data_samples[i] for i in keep]
+
+
+@MODELS.register_module()
+class LabeledDetector(FasterRCNN):
+    """FasterRCNN whose training loss reads the labeled samples of a batch only."""
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        return super().loss(*labeled_part(inputs, data_samples))
