@@ -1,11 +1,12 @@
 """Benchmark: seconds per training iteration of every method of a task, relative to source-only, in one process.
 
-    python bench/train.py [--task seg|det] [--iters 30] [--warmup 10] [--arch ARCH]
+    python bench/train.py [--task seg|det] [--iters 30] [--warmup 10] [--arch ARCH] [--variant METHOD:KEY=YAML ...]
 
 Each method runs `iters` iterations of its Runner with the task's settings in params.yaml (`train` for seg, `det`
 for det: same batch, crop and model) on the real manifests (data/domains/<source>, data/synthetic: run
 `dvc repro synthesize` first); a hook records the wall time of every iteration, and the median after `warmup`
-iterations is reported. DRSF's paper claims a marginal overhead: the `drsf` row shows ours. Writes
+iterations is reported. DRSF's paper claims a marginal overhead: the `drsf` row shows ours; each `--variant`
+(e.g. `drsf:use_mdsf=false`) adds a row of that method with one argument changed, to see where the time goes. Writes
 reports/bench/train.json (seg) or reports/bench/train-det.json (det).
 """
 
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--task", default="seg", choices=("seg", "det"))
     parser.add_argument("--arch", default=None, help="default: <section>.common.arch")
+    parser.add_argument("--variant", action="append", default=[], help="METHOD:KEY=YAML, e.g. drsf:use_mdsf=false")
     args = parser.parse_args()
     task = task_of(args.task)
     task.register()
@@ -78,6 +80,11 @@ def main() -> None:
     source = Path("data/domains") / params["data"]["source"] / "train.parquet"
     mm.setup()
     times = {m: seconds_per_iteration(task, m, cfg, source, args.iters, args.warmup) for m in task.methods.all}
+    for variant in args.variant:
+        method, _, assignment = variant.partition(":")
+        key, _, value = assignment.partition("=")
+        changed = {**cfg, method: {**(cfg.get(method) or {}), key: yaml.safe_load(value)}}
+        times[variant] = seconds_per_iteration(task, method, changed, source, args.iters, args.warmup)
     report = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else
         f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)",
@@ -85,9 +92,10 @@ def main() -> None:
         "iters": args.iters, "warmup": args.warmup,
         "seconds_per_iteration": times, "relative_to_source": {m: t / times["source"] for m, t in times.items()},
     }  # fmt: skip
-    print(f"{'method':<8}{'s/iter':>9}{'x source':>10}")
+    width = max(len(m) for m in times) + 2
+    print(f"{'method':<{width}}{'s/iter':>9}{'x source':>10}")
     for method, seconds in times.items():
-        print(f"{method:<8}{seconds:>9.3f}{seconds / times['source']:>10.2f}")
+        print(f"{method:<{width}}{seconds:>9.3f}{seconds / times['source']:>10.2f}")
     OUT[args.task].parent.mkdir(parents=True, exist_ok=True)
     OUT[args.task].write_text(json.dumps(report, indent=2) + "\n")
 
