@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from pipeline.adapt.dfdr import DFDR, recalibrate
 from pipeline.adapt.mdsf import DomainDiscriminator, InstanceDiscriminator, mdsf_loss
-from pipeline.det.methods.labeled import labeled_part
+from pipeline.det.methods.labeled import labeled_indices
 from pipeline.paired import pseudo_domains
 from pipeline.seg.methods.drsf import probe_channels
 
@@ -69,12 +69,12 @@ class DRSFDetector(FasterRCNN):
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
         x = self.extract_feat(inputs)
         domains = pseudo_domains(data_samples).to(inputs.device)
-        keep = [i for i, s in enumerate(data_samples) if s.metainfo.get("labeled", True)]
+        keep = labeled_indices(data_samples)
         captured: list[tuple[Tensor, Tensor]] = []
         extractor = self.roi_head.bbox_roi_extractor
         handle = extractor.register_forward_hook(lambda _, args, out: captured.append((args[1], out)))
         try:
-            losses = self._supervised_loss(tuple(level[keep] for level in x), labeled_part(inputs, data_samples)[1])
+            losses = self._supervised_loss(tuple(level[keep] for level in x), [data_samples[i] for i in keep])
         finally:
             handle.remove()
         if not self.use_mdsf or not (domains > 0).any():

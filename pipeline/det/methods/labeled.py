@@ -8,9 +8,14 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 
+def labeled_indices(data_samples: list) -> list[int]:
+    """The positions of a batch's samples whose `labeled` flag is set (a sample without the flag counts as labeled)."""
+    return [i for i, sample in enumerate(data_samples) if sample.metainfo.get("labeled", True)]
+
+
 def labeled_part(inputs: Tensor, data_samples: list) -> tuple[Tensor, list]:
-    """The images and samples of a batch whose `labeled` flag is set (a sample without the flag counts as labeled)."""
-    keep = [i for i, sample in enumerate(data_samples) if sample.metainfo.get("labeled", True)]
+    """The images and samples of a batch that are labeled (`labeled_indices`)."""
+    keep = labeled_indices(data_samples)
     return inputs[keep], [data_samples[i] for i in keep]
 
 
