@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline import world
 from pipeline.atomic import atomic_dir
-from pipeline.errors import InputError
+from pipeline.errors import InputError, whole
 from pipeline.manifest import write_manifest
 from pipeline.parallel import ordered_map
 from pipeline.readers import READERS, read_split
@@ -96,6 +96,9 @@ def build_domain(name: str, spec: dict, world_cfg: dict | None, out_dir: str | P
     if spec["format"] == "world" and missing:
         raise InputError("params.yaml data.world", f"no {', '.join(sorted(missing))} for the procedural world",
                          "add world: {seed: 0, height: 256, width: 512} to the data section")  # fmt: skip
+    if spec["format"] == "world":
+        for key in sorted(WORLD_CFG_KEYS):
+            whole(world_cfg[key], f"data.world.{key}", minimum=0 if key == "seed" else 1)
     built = Built({}, [])
     with atomic_dir(out_dir) as tmp:
         for split, size in spec["splits"].items():

@@ -7,7 +7,9 @@ A paired training batch holds B source images followed by B synthetic images. Ev
 - `labeled`: whether its ground truth is real (source, img2img, depth2img) or absent (txt2img);
 - `pseudo_domain`: 0 for the real source, 1..K for the synthetic conditions (their sorted names, see
   `pseudo_domain_names`), the domain labels of DRSF's discriminators.
-`PairedDataset` indexes every (source, synthetic) pair, so MMEngine's seeded shuffling draws random pairs;
+`PairedDataset` indexes every (source, synthetic) pair, so MMEngine's seeded shuffling draws random pairs; with
+`by_source` it indexes the synthetic rows instead, each with the source row its `source_id` names, and hands both
+pipelines one `shared` dict, so the random transforms that read it (`pipeline.seg.data`) give both one crop and flip.
 `paired_collate` puts the B sources of a batch first and their B synthetic partners after them. Both are registered
 in MMEngine's root registries, so the mmseg and the mmdet scope find them.
 """
@@ -66,20 +68,36 @@ def synthetic_conditions(manifest: str) -> list[str]:
 
 @DATASETS.register_module()
 class PairedDataset(Dataset):
-    """Every (source, synthetic) pair of two datasets: item i is source i // n and synthetic i % n (n synthetic)."""
+    """Every (source, synthetic) pair of two datasets: item i is source i // n and synthetic i % n (n synthetic).
+    With `by_source`: item i is synthetic i and the source whose `id` is its `source_id`, through one `shared`
+    dict of random draws (the source's pipeline draws, the synthetic one's replays)."""
 
-    def __init__(self, source: dict, synthetic: dict):
+    def __init__(self, source: dict, synthetic: dict, by_source: bool = False):
         self.source, self.synthetic = DATASETS.build(source), DATASETS.build(synthetic)
         if not len(self.source) or not len(self.synthetic):
             raise ValueError(f"a paired dataset needs both halves: {len(self.source)} source and "
                              f"{len(self.synthetic)} synthetic images")  # fmt: skip
         self.metainfo = self.source.metainfo
+        self.partner = self.source_rows() if by_source else None
+
+    def source_rows(self) -> list[int]:
+        """Per synthetic row, the index of the source row its `source_id` names."""
+        rows = {self.source.get_data_info(i)["id"]: i for i in range(len(self.source))}
+        wanted = [self.synthetic.get_data_info(i).get("source_id") for i in range(len(self.synthetic))]
+        missing = [w for w in wanted if w not in rows]
+        if missing:
+            raise ValueError(f"{len(missing)} synthetic images name no source row by source_id, e.g. {missing[0]!r}")
+        return [rows[w] for w in wanted]
 
     def __len__(self) -> int:
-        return len(self.source) * len(self.synthetic)
+        return len(self.synthetic) if self.partner is not None else len(self.source) * len(self.synthetic)
 
     def __getitem__(self, index: int) -> tuple[dict, dict]:
-        return self.source[index // len(self.synthetic)], self.synthetic[index % len(self.synthetic)]
+        if self.partner is None:
+            return self.source[index // len(self.synthetic)], self.synthetic[index % len(self.synthetic)]
+        shared: dict = {}
+        source = self.source.pipeline(dict(self.source.get_data_info(self.partner[index]), shared=shared))
+        return source, self.synthetic.pipeline(dict(self.synthetic.get_data_info(index), shared=shared))
 
 
 @FUNCTIONS.register_module()
@@ -89,13 +107,15 @@ def paired_collate(batch: list[tuple[dict, dict]]) -> dict:
 
 
 def paired_dataset(dataset_type: str, settings, methods, source: list[str], synthetic: str | None,
-                   conditions: list[str], pipeline: list[dict], **kwargs) -> tuple[dict, str, int]:  # fmt: skip
+                   conditions: list[str], pipeline: list[dict], by_source: bool = False,
+                   **kwargs) -> tuple[dict, str, int]:  # fmt: skip
     """The training set of a run (`dataset_type` over the `source` manifests, paired with the `synthetic` one for the
-    paired methods), its collate function and the samples per loader call (pairs, or images); `kwargs` go to every
-    `dataset_type` config."""
+    paired methods, `by_source` or at random), its collate function and the samples per loader call (pairs, or
+    images); `kwargs` go to every `dataset_type` config."""
     dataset = dict(type=dataset_type, manifests=list(source), pipeline=pipeline, **kwargs)
     if settings.method not in methods.paired:
         return dataset, "pseudo_collate", settings.batch
     synthetic_set = dict(type=dataset_type, manifests=[synthetic], domain=SYNTHETIC, conditions=conditions,
                          pipeline=pipeline, **kwargs)  # fmt: skip
-    return dict(type="PairedDataset", source=dataset, synthetic=synthetic_set), "paired_collate", settings.batch // 2
+    paired = dict(type="PairedDataset", source=dataset, synthetic=synthetic_set, by_source=by_source)
+    return paired, "paired_collate", settings.batch // 2

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import InputError
+from pipeline.errors import InputError, flag, listed, whole
 from pipeline.labels import CLASSES, IGNORE
 
 SCHEMA = pa.schema(
@@ -96,8 +96,12 @@ def check(cfg: dict) -> None:
     for key in ("locations", "scenes", "conditions"):
         if not isinstance(cfg[key], list) or not cfg[key]:
             raise InputError(f"params.yaml prompts.{key}", "must be a non-empty list", 'use [""] for "no choice"')
-    if not isinstance(cfg["images"], int) or cfg["images"] < 1:
+    if isinstance(cfg["images"], bool) or not isinstance(cfg["images"], int) or cfg["images"] < 1:
         raise InputError("params.yaml prompts.images", f"{cfg['images']!r} is not a positive integer", "set e.g. 600")
+    whole(cfg["seed"], "prompts.seed", minimum=0)
+    for key in ("classes", "balance"):
+        flag(cfg[key], f"prompts.{key}")
+    listed(cfg["rare_exclude"], "prompts.rare_exclude")
 
 
 def check_rare_exclude(cfg: dict, names: list[str]) -> None:

@@ -10,6 +10,7 @@ SimpleTokenizer reads it: 49,408 tokens, OpenAI's ids.
 from __future__ import annotations
 
 import gzip
+import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -100,3 +101,17 @@ def save_pipeline(components: dict, folder: str | Path) -> Path:
                                    requires_safety_checker=False)  # fmt: skip
     pipe.save_pretrained(folder, safe_serialization=True)
     return Path(folder)
+
+
+VOCABULARY = "conditions.json"  # in an embedded generator's folder: the condition words its captions used
+
+
+def write_vocabulary(folder: Path, words: list[str]) -> None:
+    """Record the caption condition words a generator was trained on, for `read_vocabulary`."""
+    (Path(folder) / VOCABULARY).write_text(json.dumps({"conditions": sorted(words)}, indent=1) + "\n")
+
+
+def read_vocabulary(folder: Path) -> set[str] | None:
+    """The condition words a generator's captions used; None for weights that do not record them (real SD)."""
+    path = Path(folder) / VOCABULARY
+    return set(json.loads(path.read_text())["conditions"]) if path.is_file() else None

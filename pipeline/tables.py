@@ -24,8 +24,8 @@ def score_runs(scorer, runs: list[tuple[str, int, Path]], manifests: dict[str, P
                value: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, list]]]:  # fmt: skip
     """Score every (method, seed, model folder) of `runs` on every domain's manifest with `scorer(folder)` (a task's
     evaluate function): the score table, the per-class table (the column `value` per class) and, per domain and method, the
-    first seed's first `gallery` predictions."""
-    rows, per_class, kept = [], [], {domain: {} for domain in manifests}
+    first seed's first `gallery` predictions (no entry for a domain without any: `gallery` 0 draws none)."""
+    rows, per_class, kept = [], [], {}
     first_seed = runs[0][1] if runs else None
     for method, seed, folder in runs:
         evaluate = scorer(folder)
@@ -35,7 +35,7 @@ def score_runs(scorer, runs: list[tuple[str, int, Path]], manifests: dict[str, P
             per_class += [dict(method=method, seed=seed, domain=domain, **{"class": c, value: v})
                           for c, v in result.per_class.items()]  # fmt: skip
             if result.kept:
-                kept[domain][method] = result.kept
+                kept.setdefault(domain, {})[method] = result.kept
     return pd.DataFrame(rows), pd.DataFrame(per_class), kept
 
 

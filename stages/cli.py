@@ -93,6 +93,12 @@ def evaluate() -> None:
 
 
 @app.command()
+def report() -> None:
+    """Write reports/index.html (a static page that opens from disk) and reports/summary.md from the run's reports."""
+    _run("report")
+
+
+@app.command()
 def doctor() -> None:
     """Print versions, the device, whether mmcv's compiled ops work, and where model weights are looked up."""
     from stages.doctor import report

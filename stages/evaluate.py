@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline import tables
 from pipeline.det import report as det_report
 from pipeline.det.evaluate import scorer as det_scorer
-from pipeline.errors import InputError
+from pipeline.errors import InputError, listed, whole
 from pipeline.manifest import read_manifest
 from pipeline.seg import report as seg_report
 from pipeline.seg.evaluate import scorer as seg_scorer
@@ -41,12 +41,17 @@ def split_manifest(folder: Path, split: str) -> Path:
 def run() -> str:
     data = params("data", required=("source", "targets"))
     evaluation = params("evaluate", required=("split", "batch", "gallery"))
+    if not isinstance(evaluation["split"], str):
+        raise InputError("params.yaml evaluate.split", f"{evaluation['split']!r} is not a split",
+                         "set evaluate.split to a split name, e.g. val")  # fmt: skip
+    whole(evaluation["batch"], "evaluate.batch")
+    whole(evaluation["gallery"], "evaluate.gallery", minimum=0)
     manifests = {d: split_manifest(DOMAINS / d, evaluation["split"]) for d in [data["source"], *data["targets"]]}
     runs = {}
     for task, (section, *_) in TASKS.items():
         cfg = params(section, required=("methods", "seeds"))
-        runs[task] = [(m, s, Path("models") / task / run_name(m, s)) for m in ["source", *cfg["methods"]]
-                      for s in cfg["seeds"]]  # fmt: skip
+        methods, seeds = listed(cfg["methods"], f"{section}.methods"), listed(cfg["seeds"], f"{section}.seeds", int)
+        runs[task] = [(m, s, Path("models") / task / run_name(m, s)) for m in ["source", *methods] for s in seeds]
     for path in [*manifests.values(), *(folder / "model.pth" for task in runs.values() for _, _, folder in task)]:
         if not path.is_file():
             raise InputError(path, "missing", "run `dvc repro` (it builds the domains and trains the models first)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, whole
 from pipeline.manifest import read_manifest
 from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, write_png
 from stages import params
@@ -17,6 +17,8 @@ OUT = Path("reports/data/gallery.png")
 def run() -> str:
     data = params("data", required=("source", "targets", "domains"))
     cfg = params("gallery", required=("split", "images", "tile_height"))
+    whole(cfg["images"], "gallery.images")
+    whole(cfg["tile_height"], "gallery.tile_height")
     rows = []
     for name in [data["source"], *data["targets"]]:
         if name not in data["domains"]:

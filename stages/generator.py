@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
+from pipeline.errors import whole
 from pipeline.generator.corpus import CITY, build_corpus
 from pipeline.generator.model import save
 from pipeline.generator.samples import write_samples
-from pipeline.generator.settings import load_conditions, load_profile, load_samples, load_words
+from pipeline.generator.settings import load_conditions, load_size, load_samples, load_words
 from pipeline.generator.train import LossLog, train
-from pipeline.sd import build_components
+from pipeline.sd import build_components, write_vocabulary
 from stages import params
 
 OUT = Path("models/generator")
@@ -25,23 +26,25 @@ LOSS = Path("reports/generator/loss.csv")
 
 
 def run() -> str:
-    cfg = params("generator", required=("seed", "profile", "profiles", "conditions", "samples"))
+    cfg = params("generator", required=("seed", "size", "conditions", "samples"))
+    whole(cfg["seed"], "generator.seed", minimum=0)
     prompts = params("prompts", required=("quality", "locations", "scenes"))
     model = params("synthesize", required=("model",))["model"]
     if Path(str(model)) != OUT:
         return skip(model)
-    profile, conditions, words, count = load_profile(cfg), load_conditions(cfg), load_words(prompts), load_samples(cfg)
+    size, conditions, words, count = load_size(cfg), load_conditions(cfg), load_words(prompts), load_samples(cfg)
     start = time.perf_counter()
-    corpus = build_corpus(cfg["seed"], profile.images, profile.height, profile.width, conditions, words,
+    corpus = build_corpus(cfg["seed"], size.images, size.height, size.width, conditions, words,
                           workers=os.cpu_count() or 1)  # fmt: skip
-    components = build_components(profile.sizes(), cfg["seed"])
-    log = train(components, corpus, profile, cfg["seed"])
+    components = build_components(size.architecture(), cfg["seed"])
+    log = train(components, corpus, size, cfg["seed"])
     with atomic_dir(OUT) as tmp:
         save(components, tmp)
+        write_vocabulary(tmp, [c.word for c in conditions])
         sheets = write_samples(tmp, corpus, count, cfg["seed"], SAMPLES)
         log.write(LOSS)
-    return (f"wrote {OUT}: {profile.images} images of city {CITY} at {profile.height}x{profile.width}, "
-            f"vae {profile.vae_steps} steps (loss {log.final('vae'):.4f}), unet {profile.unet_steps} steps "
+    return (f"wrote {OUT}: {size.images} images of city {CITY} at {size.height}x{size.width}, "
+            f"vae {size.vae_steps} steps (loss {log.final('vae'):.4f}), unet {size.unet_steps} steps "
             f"(loss {log.final('unet'):.4f}), {len(sheets)} sample sheets, {time.perf_counter() - start:.0f} s")
 
 

@@ -4,9 +4,11 @@ interpolation pairs, the segmentor."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -14,10 +16,13 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from pipeline.adapt.dfdr import DFDR, channel_entropy
-from pipeline.adapt.mdsf import grad_reverse, mixing_pairs, soft_domain_labels
+from pipeline.adapt.mdsf import domain_classes, grad_reverse, mixing_pairs, soft_domain_labels
+from pipeline.paired import pseudo_domain_names
+from pipeline.seg.methods import drsf
 from pipeline.seg.models import model_config
 
 SIZE = 64
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
 
 
 def test_channel_entropy_hand_values():
@@ -31,6 +36,11 @@ def test_channel_entropy_hand_values():
     p = torch.tensor([0.4, 0.2, 0.2, 0.2])
     assert entropy[0, 2].item() == pytest.approx((-(p * p.log()).sum() / math.log(4)).item(), abs=1e-6)
     assert entropy[0, 2].item() == pytest.approx(0.9609640, abs=1e-6)
+    # normalised by log(H*W): a crop and a full image of the same flat map or one-spike map read the same
+    assert channel_entropy(torch.zeros(1, 1, 32, 64)).item() == pytest.approx(1.0, abs=1e-6)
+    spike = torch.zeros(1, 1, 64, 128)
+    spike[0, 0, 5, 5] = 100.0
+    assert channel_entropy(spike).item() < 1e-3 and channel_entropy(spike[..., :32, :32]).item() < 1e-3
 
 
 def test_grad_reverse():
@@ -63,6 +73,38 @@ def test_mixing_pairs_cover_source_and_pseudo_domain_pairs():
     a, _ = mixing_pairs(torch.tensor([0, 1, 1]))  # the synthetic images share one domain: only the source mixes
     assert a.tolist() == [0]
     assert len(mixing_pairs(torch.tensor([0, 0]))[0]) == 0
+
+
+def test_domain_classes_group_the_words_the_generator_renders_alike():
+    names = pseudo_domain_names(PARAMS["prompts"]["conditions"])
+    classes, class_of = domain_classes(names, PARAMS["train"]["drsf"]["domain_groups"])
+    assert classes == ["source", "clear", "dusk", "fog", "rain", "snow"]
+    grouped = {name: classes[i] for name, i in zip(names, class_of.tolist(), strict=True)}
+    assert grouped["source"] == "source" and grouped["fog/mist"] == grouped["haze"] == "fog"
+    # the mapping is the generator's caption table: each caption word to its world condition
+    captions = {word: entry["condition"] for word, entry in PARAMS["generator"]["conditions"].items()}
+    assert {w: g for w, g in grouped.items() if w != "source"} == captions
+    didex = pseudo_domain_names(PARAMS["profiles"]["paper"]["prompts"]["conditions"])  # Stable Diffusion's 21 words
+    classes, class_of = domain_classes(didex, PARAMS["train"]["drsf"]["domain_groups"])
+    assert len(classes) == 1 + 5 + 11 and classes[class_of[didex.index("night/darkness")]] == "night/darkness"
+
+
+def test_segmentor_trains_its_discriminator_on_the_grouped_classes(build):
+    groups = {"fog/mist": "fog", "haze": "fog"}
+    model = build(num_pseudo_domains=3, conditions=["rain", "haze", "fog/mist"], domain_groups=groups)
+    assert isinstance(model, drsf.DRSFSegmentor) and model.domain_names == ["source", "fog", "rain"]
+    assert model.discriminator.net[-1].out_channels == 3
+    inputs, samples = _batch()  # pseudo_domain 1 (fog/mist) and 2 (haze), sorted names: both fog
+    seen = []
+    model.discriminator.register_forward_hook(lambda module, args, out: seen.append(out))
+    torch.manual_seed(0)
+    model.mdsf_loss(model.extract_feat(inputs), samples)
+    assert model.class_of.tolist() == [0, 1, 1, 2]
+    # the 4 images and the mixes of each with a synthetic image of another class: the two synthetic images are both
+    # fog now, so only the 2 source images mix (ungrouped, fog/mist and haze would mix too: 4 + 4)
+    assert len(seen[0]) == 4 + 2
+    with pytest.raises(ValueError, match="3 pseudo-domains but 2 conditions"):
+        build(num_pseudo_domains=3)
 
 
 def test_dfdr_starts_near_identity():
@@ -100,7 +142,8 @@ def build():
     def make(**kwargs):
         torch.manual_seed(0)
         # model_config(segmentor=dict(type=...)) raises "multiple values for 'type'" (pipeline/seg/models.py)
-        config = model_config("tiny", segmentor=dict(num_pseudo_domains=2, **kwargs)) | dict(type="DRSFSegmentor")
+        segmentor = dict(num_pseudo_domains=2, conditions=["fog/mist", "rain"]) | kwargs
+        config = model_config("tiny", segmentor=segmentor) | dict(type="DRSFSegmentor")
         model = MODELS.build(ConfigDict(config))  # attribute access (test_cfg.mode), as a Runner's Config gives
         model.init_weights()
         return model

@@ -16,7 +16,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
 PARAMS = {
+    "profile": "default",
+    "profiles": {"default": SHIPPED["profiles"]["default"]},
     "data": {
         "source": "src", "targets": ["fog"], "world": {"seed": 0, "height": 48, "width": 96},
         "domains": {"src": {"format": "world", "city": "a", "condition": "clear", "splits": {"train": 3, "val": 2}},
@@ -26,24 +29,24 @@ PARAMS = {
     "prompts": {"seed": 0, "split": "train", "images": 4, "quality": "A high quality photo;", "locations": ["germany"],
                 "scenes": ["", "City"], "conditions": ["fog/mist", "sunny"], "classes": True, "balance": True,
                 "rare_exclude": [], "negative": ""},
-    "generator": {"seed": 0, "profile": "tiny", "samples": 1,
+    "generator": {"seed": 0, "samples": 1,
                   "conditions": {"sunny": {"condition": "clear"}, "fog/mist": {"condition": "fog"}},
-                  "profiles": {"tiny": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2,
-                                        "unet_steps": 2, "lr": 0.001, "unet": [8, 16], "vae": [8, 16],
-                                        "text_width": 32, "text_layers": 1}}},
+                  "size": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2, "unet_steps": 2,
+                           "lr": 0.001, "unet": [8, 16], "vae": [8, 16], "text_width": 32, "text_layers": 1}},
     "synthesize": {"model": "models/generator", "revision": None, "mode": "img2img", "height": 16, "width": 32,
                    "steps": 2, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 2, "dtype": "auto",
                    "compile": False, "shard_size": 2, "sheet": {"images": 1, "tile_height": 16}},
     "train": {"methods": ["naive"], "seeds": [0], "source": {}, "naive": {},
               "common": {"arch": "tiny", "pretrained": None, "iters": 2, "batch": 2, "scale": [64, 32],
                          "crop": [32, 32], "lr": 0.001, "weight_decay": 0.0, "warmup": 1, "workers": 0,
-                         "checkpoint_every": 2}},
-    "filter": {**yaml.safe_load((ROOT / "params.yaml").read_text())["filter"], "batch": 2,
+                         "checkpoint_every": 2, "augment": False}},
+    "filter": {**SHIPPED["filter"], "batch": 2,
                "sheet": {"images": 2, "tile_height": 16}},
     "det": {"methods": ["drsf"], "seeds": [0], "source": {}, "drsf": {"image_levels": [3]},
             "common": {"arch": "tiny", "pretrained": None, "iters": 2, "batch": 2, "scale": [96, 48], "crop": [48, 48],
                        "lr": 0.001, "weight_decay": 0.0, "warmup": 1, "workers": 0, "checkpoint_every": 2}},
     "evaluate": {"split": "val", "batch": 2, "gallery": 1},
+    "report": {"samples": 1, "title": "a tiny project"},
 }  # fmt: skip
 
 
@@ -54,13 +57,12 @@ def _run(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
+def make_repo(repo: Path, params: dict) -> Path:
+    """A git + DVC repo at `repo` with the project's code, dvc.yaml and `params`, all committed."""
     for part in ("pipeline", "stages", "dvc.yaml"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, repo / part)
-    (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
     _run(repo, "git", "init", "-q")
     _run(repo, "git", "config", "user.name", "dgsynth tests")
     _run(repo, "git", "config", "user.email", "tests@dgsynth.invalid")
@@ -69,6 +71,11 @@ def repo(tmp_path_factory) -> Path:
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-q", "-m", "a project")  # DVCLive (training curves) needs a commit to start from
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("repo"), PARAMS)
 
 
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
@@ -91,7 +98,7 @@ def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path
     _set(repo, "data", "domains", {**PARAMS["data"]["domains"], "fog": {**PARAMS["data"]["domains"]["fog"],
                                                                       "splits": {"val": 3}}})  # fmt: skip
     third = _run(repo, "dvc", "repro")
-    assert _ran(third) == {"data@fog", "gallery", "evaluate"}
+    assert _ran(third) == {"data@fog", "gallery", "evaluate", "report"}
     assert len(pd.read_parquet(repo / "data/domains/fog/val.parquet")) == 3
 
 
@@ -110,7 +117,7 @@ def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
     first = pd.read_parquet(repo / "data/synthetic/train.parquet")
     assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
     _set(repo, "synthesize", "steps", 3)
-    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "det@drsf-0", "evaluate"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "det@drsf-0", "evaluate", "report"}
     assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
     _set(repo, "synthesize", "steps", 2)
     back = _run(repo, "dvc", "repro")
@@ -126,6 +133,6 @@ def test_filter_ablation_keeps_everything_and_retrains_only_the_paired_runs(repo
     assert json.loads((repo / "reports/filter/metrics.json").read_text())["filter"]["kept"] == expected
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == expected
     _set(repo, "filter", "enabled", False)
-    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "det@drsf-0", "evaluate"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "det@drsf-0", "evaluate", "report"}
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == 4
     _set(repo, "filter", "enabled", True)

@@ -1,4 +1,4 @@
-"""The generator stage: the captioned corpus, VAE training, an end-to-end run on a tiny profile that loads as a
+"""The generator stage: the captioned corpus, VAE training, an end-to-end run on a tiny size that loads as a
 Stable Diffusion pipeline, the skip path, and bad settings (exit code 2, nothing written)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from diffusers import PNDMScheduler, StableDiffusionPipeline
 from typer.testing import CliRunner
 
 from pipeline.generator.corpus import build_corpus
-from pipeline.generator.settings import Profile, load_conditions, load_words
+from pipeline.generator.settings import Size, load_conditions, load_words
 from pipeline.generator.train import LossLog, pixels, train_vae
-from pipeline.sd import build_components
+from pipeline.sd import build_components, read_vocabulary
 from pipeline.world import render
 from stages import generator as stage
 from stages.cli import app
@@ -32,11 +32,10 @@ PARAMS = {
     "prompts": {"quality": "A high quality photo;", "locations": ["europe", "USA"], "scenes": ["", "City"]},
     "generator": {
         "seed": 0,
-        "profile": "tiny",
         "conditions": {"sunny": {"condition": "clear"},
                        "fog/mist": {"condition": "fog", "params": {"visibility": [30, 60]}},
                        "stormy": {"condition": "rain", "params": {"darkness": [0.35, 0.5]}}},
-        "profiles": {"tiny": TINY},
+        "size": TINY,
         "samples": 2,
     },
     "synthesize": {"model": "models/generator"},
@@ -87,7 +86,7 @@ def test_city_c_differs_from_a_and_b():
 
 def test_vae_training_lowers_the_reconstruction_loss():
     images = corpus(8, height=32, width=64).images
-    vae = build_components(Profile(**{**TINY, "unet": (16, 32), "vae": (16, 32, 32)}).sizes(), seed=0)["vae"]
+    vae = build_components(Size(**{**TINY, "unet": (16, 32), "vae": (16, 32, 32)}).architecture(), seed=0)["vae"]
     x = pixels(images)
 
     def error() -> float:
@@ -107,7 +106,7 @@ def test_vae_training_lowers_the_reconstruction_loss():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str]:
-    """The tiny profile run once through the stage, in its own project folder."""
+    """The tiny size run once through the stage, in its own project folder."""
     project = tmp_path_factory.mktemp("project")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
@@ -123,6 +122,7 @@ def test_stage_writes_a_stable_diffusion_folder(trained):
     assert isinstance(pipe.scheduler, PNDMScheduler) and pipe.scheduler.config.skip_prk_steps
     assert pipe.scheduler.config.beta_schedule == "scaled_linear" and pipe.scheduler.config.beta_end == 0.012
     assert pipe.vae.config.scaling_factor != 1.0  # set from the latents' std
+    assert read_vocabulary(project / OUT) == {"sunny", "fog/mist", "stormy"}  # its captions' condition words
     pipe.set_progress_bar_config(disable=True)
     images = pipe(["fog/mist", "sunny"], height=32, width=64, num_inference_steps=2, output_type="np",
                   generator=torch.Generator().manual_seed(0)).images  # fmt: skip
@@ -168,8 +168,8 @@ def _with(path: tuple[str, ...], value) -> dict:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        pytest.param(("generator", "profile"), "huge", ["params.yaml generator.profile", "unknown profile 'huge'",
-                                                         "use one of: tiny"], id="unknown-profile"),
+        pytest.param(("generator", "size", "steps"), 10, ["params.yaml generator.size", "unknown key 'steps'",
+                                                          "generator.size takes: images"], id="unknown-size-key"),
         pytest.param(("generator", "conditions", "hail"), {"condition": "hail"},
                      ["generator.conditions.hail", "unknown condition 'hail'", "use one of: clear, fog"],
                      id="unknown-world-condition"),
@@ -179,8 +179,8 @@ def _with(path: tuple[str, ...], value) -> dict:
         pytest.param(("generator", "conditions", "fog/mist", "params"), {"visibility": 80},
                      ["fog parameter 'visibility' must be a range [low, high], got 80", "visibility: [25.0, 60.0]"],
                      id="parameter-not-a-range"),
-        pytest.param(("generator", "profiles", "tiny", "height"), 30,
-                     ["generator.profiles.tiny", "30x64", "multiples of 8"], id="indivisible-size"),
+        pytest.param(("generator", "size", "height"), 30,
+                     ["generator.size", "30x64", "multiples of 8"], id="indivisible-size"),
         pytest.param(("generator", "samples"), 0, ["generator.samples", "not a positive integer"], id="no-samples"),
     ],
 )  # fmt: skip

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from pipeline.domains import build_domain
 from pipeline.manifest import read_manifest
 from pipeline.prompts import build_prompts, read_prompts, write_prompts
-from pipeline.sd import Sizes, build_components, save_pipeline
+from pipeline.sd import Sizes, build_components, save_pipeline, write_vocabulary
 from pipeline.synthesis import check, find_weights, generate, load_pipeline, shards
 from pipeline.synthesis import generation
 from pipeline.synthesis.depth import estimate_depth, inverse_depth
@@ -36,6 +36,7 @@ from pipeline.synthesis.ranks import Ranks
 from pipeline.sheets import slug
 from pipeline.synthesis.run import read_sources
 from stages.cli import app
+from test_seg_dist import on_nodes
 
 H, W = 32, 64  # the world images
 TINY = Sizes(unet=(8, 16), vae=(8, 16), text_width=32, text_layers=1, groups=4)
@@ -314,7 +315,6 @@ def test_other_fingerprints_are_removed_and_a_finished_run_leaves_no_wip(project
     assert sorted(p.name for p in WIP.iterdir()) == ["unrelated"]
 
 
-@pytest.mark.slow
 def test_kill_and_resume(project, tmp_path_factory, template):
     """SIGKILL `dgsynth synthesize` once some images exist, rerun it, and compare with an uninterrupted run."""
     configure(steps=50, batch=2, shard_size=4)  # 30 denoising steps per batch: time to catch it midway
@@ -452,6 +452,22 @@ def test_prompt_row_without_its_source(project):
            "dvc repro prompts")  # fmt: skip
 
 
+def test_prompt_conditions_the_generator_never_saw_are_reported(project, models, tmp_path):
+    """The template's prompts use rain, fog/mist and night/darkness; a generator whose captions had only the first
+    two is reported for night/darkness with its row count, one without a vocabulary (real SD) for nothing."""
+    generator = tmp_path / "generator"
+    shutil.copytree(models["plain"], generator)
+    write_vocabulary(generator, ["rain", "fog/mist", "sunny"])
+    configure(model=str(generator))
+    nights = int((read_prompts("data/prompts.parquet")["condition"] == "night/darkness").sum())
+    result = dgsynth("synthesize")
+    assert result.exit_code == 0 and nights > 0
+    assert f"warning: the generator at {generator} never saw the prompt conditions 'night/darkness' ({nights} rows)" \
+        in result.stderr and "'rain'" not in result.stderr  # fmt: skip
+    configure(model=str(models["plain"]))
+    assert "never saw" not in dgsynth("synthesize").stderr
+
+
 def test_condition_slugs():
     assert [slug(c) for c in ("fog/mist", "artificial lighting", "night/darkness", "rain", "")] == [
         "fog-mist", "artificial-lighting", "night-darkness", "rain", "no-condition"]  # fmt: skip
@@ -472,13 +488,14 @@ def test_rank_assignment(monkeypatch):
     assert Ranks.from_env() == Ranks(0, 1, 0)
 
 
-@pytest.mark.slow
-def test_torchrun_two_ranks_match_one_process(project, tmp_path_factory, template):
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", DGSYNTH, "synthesize"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+@pytest.mark.parametrize("nodes", [1, 2], ids=["2-ranks", "2-machines-of-2-ranks"])
+def test_torchrun_ranks_match_one_process(project, tmp_path_factory, template, nodes):
+    """2 ranks, or 2 "machines" of 2 ranks sharing the project folder: rank r makes the shards k % world == r."""
+    done = on_nodes([DGSYNTH, "synthesize"], project, nodes, 2)
     assert done.returncode == 0, done.stderr
     assert "rank 1: shards [1]" in done.stdout and "wrote data/synthetic: 12 img2img images in 3 shards" in done.stdout
+    if nodes == 2:
+        assert "rank 2: shards [2]" in done.stdout and "rank 3: shards []" in done.stdout
     single = tmp_path_factory.mktemp("single")
     shutil.copytree(template, single, dirs_exist_ok=True)
     shutil.copy("params.yaml", single / "params.yaml")

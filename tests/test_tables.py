@@ -1,12 +1,20 @@
 """Score tables and metrics (pipeline.tables): target means per seed, mean and population std over seeds, the
-metrics.json nesting, on a table whose answers are worked out by hand."""
+metrics.json nesting, on a table whose answers are worked out by hand; and the same convention in everything the
+`evaluate` stage writes (metrics.json, scores.csv, per_class.csv, domains.csv of both tasks), scored by stubs."""
 
 from __future__ import annotations
 
+import itertools
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline import tables
+from pipeline.manifest import write_manifest
 
 
 @pytest.fixture
@@ -33,3 +41,83 @@ def test_metrics_mean_and_population_std_over_seeds(scores):
     summary = tables.summary(table, ["mAP50"])  # the CSV of DVC's bar plot: the same numbers
     row = summary[(summary["method"] == "source") & (summary["domain"] == "fog")].iloc[0]
     assert (row["mAP50"], row["mAP50_std"]) == (12.0, 2.0)
+
+
+SEG = {  # (method, seed, domain) -> mIoU; aAcc is mIoU + 40
+    ("source", 0, "src"): 50.0, ("source", 0, "fog"): 10.0, ("source", 0, "night"): 30.0,
+    ("source", 1, "src"): 53.0, ("source", 1, "fog"): 14.0, ("source", 1, "night"): 20.0,
+}  # fmt: skip
+DET = {("source", 0, "src"): 40.0, ("source", 0, "fog"): 20.0, ("source", 0, "night"): 0.0,
+       ("source", 1, "src"): 44.0, ("source", 1, "fog"): 21.0, ("source", 1, "night"): 9.0}  # fmt: skip
+
+
+def _stub_scorer(values: dict, task: str):
+    """A scorer (see `tables.score_runs`) that answers `values` for the run in the folder and the manifest's domain."""
+
+    def scorer(folder: Path):
+        method, seed = folder.name.rsplit("-s", 1)
+
+        def evaluate(manifest: Path, batch: int, keep: int, desc: str) -> SimpleNamespace:
+            value = values[(method, int(seed), manifest.parent.name)]
+            scores = {"mIoU": value, "aAcc": value + 40} if task == "seg" else {"mAP50": value}
+            return SimpleNamespace(scores=scores, per_class={"road" if task == "seg" else "car": value}, kept=[])
+
+        return evaluate
+
+    return scorer
+
+
+@pytest.fixture
+def evaluated(tmp_path, monkeypatch) -> Path:
+    """`dgsynth evaluate` over two seeds of source-only models per task, scored by stubs, in a tmp project."""
+    from stages import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump({
+        "data": {"source": "src", "targets": ["fog", "night"]},
+        "train": {"methods": [], "seeds": [0, 1]}, "det": {"methods": [], "seeds": [0, 1]},
+        "evaluate": {"split": "val", "batch": 1, "gallery": 0}}))  # fmt: skip
+    for domain in ("src", "fog", "night"):
+        row = dict(id="0", image="0.png", label="0.png", depth=None, boxes=[], dataset="d", domain=domain, city="x",
+                   condition="clear", split="val", width=1, height=1, sha256="")  # fmt: skip
+        write_manifest([row], evaluate.DOMAINS / domain / "val.parquet")
+    for task, seed in itertools.product(("seg", "det"), (0, 1)):
+        (Path("models") / task / f"source-s{seed}").mkdir(parents=True)
+        (Path("models") / task / f"source-s{seed}" / "model.pth").touch()
+    tasks = {task: (section, _stub_scorer(SEG if task == "seg" else DET, task), *rest)
+             for task, (section, _, *rest) in evaluate.TASKS.items()}  # fmt: skip
+    monkeypatch.setattr(evaluate, "TASKS", tasks)
+    assert evaluate.run() == "wrote reports/metrics.json: target-mean mIoU source 18.5; target-mean mAP50 source 12.5"
+    return tmp_path
+
+
+def test_evaluate_writes_the_convention_in_metrics_json_and_every_csv(evaluated):
+    # target_mean per seed: seg (10 + 30) / 2 = 20 and (14 + 20) / 2 = 17; det (20 + 0) / 2 = 10, (21 + 9) / 2 = 15.
+    # Over seeds: seg 18.5 +- 1.5 (population std of (20, 17)), not the mean of the domains' stds ((2 + 5) / 2 = 3.5)
+    metrics = json.loads(Path("reports/metrics.json").read_text())
+    assert metrics == {
+        "seg": {"source": {"src": {"mIoU": 51.5, "aAcc": 91.5, "mIoU_std": 1.5},
+                           "fog": {"mIoU": 12.0, "aAcc": 52.0, "mIoU_std": 2.0},
+                           "night": {"mIoU": 25.0, "aAcc": 65.0, "mIoU_std": 5.0},
+                           "target_mean": {"mIoU": 18.5, "aAcc": 58.5, "mIoU_std": 1.5}}},
+        "det": {"source": {"src": {"mAP50": 42.0, "mAP50_std": 2.0},
+                           "fog": {"mAP50": 20.5, "mAP50_std": 0.5},
+                           "night": {"mAP50": 4.5, "mAP50_std": 4.5},
+                           "target_mean": {"mAP50": 12.5, "mAP50_std": 2.5}}},
+    }  # fmt: skip
+    for task, score in (("seg", "mIoU"), ("det", "mAP50")):
+        domains = pd.read_csv(f"reports/{task}/domains.csv")  # the same numbers as metrics.json, to 0.01
+        assert list(domains.columns) == ["method", "domain", *(["mIoU", "aAcc"] if task == "seg" else [score]),
+                                         f"{score}_std"]  # fmt: skip
+        for row in domains.to_dict("records"):
+            assert metrics[task][row["method"]][row["domain"]] == {k: v for k, v in row.items()
+                                                                   if k not in ("method", "domain")}  # fmt: skip
+        scores = pd.read_csv(f"reports/{task}/scores.csv")  # one row per seed, the target mean computed per seed
+        means = scores[scores["domain"] == tables.TARGET_MEAN].set_index("seed")[score].to_dict()
+        assert means == ({0: 20.0, 1: 17.0} if task == "seg" else {0: 10.0, 1: 15.0})
+        assert len(scores) == 8 and "std" not in "".join(scores.columns)
+        per_class = pd.read_csv(f"reports/{task}/per_class.csv")  # per seed and domain, never averaged
+        value = "IoU" if task == "seg" else "AP50"
+        truth = SEG if task == "seg" else DET
+        assert {(r["method"], r["seed"], r["domain"]): r[value] for r in per_class.to_dict("records")} == truth
+        assert list(Path(f"reports/{task}/gallery").iterdir()) == []  # evaluate.gallery 0: the folder, no sheets

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pipeline.adapt import teacher as adapt_teacher
+from pipeline.paired import split_batch
 from pipeline.seg.methods import didex, diga, teacher
 from pipeline.seg.models import model_config
 
@@ -160,7 +161,7 @@ def test_didex_losses_ignore_synthetic_labels():
 
 @pytest.mark.parametrize("labeled", [True, False])
 def test_diga_losses(labeled):
-    model = build("DiGASegmentor")
+    model = build("DiGASegmentor", iters=10, proto_warmup=0.0)
     torch.manual_seed(1)
     losses = model.loss(images(), samples(2, labeled=labeled))
     assert {"decode.loss_ce", "decode.acc_seg", "loss_mix", "loss_kd"} <= set(losses)
@@ -172,6 +173,50 @@ def test_diga_losses(labeled):
         torch.manual_seed(1)
         assert model.loss(images(), samples(3, labeled=True))["loss_mix"].item() != losses["loss_mix"].item()
     check_grads_and_teacher_update(model, losses["decode.loss_ce"] + losses["loss_mix"] + losses["loss_kd"])
+
+
+def recorded_loss(segmentor: str, seed: int, **kwargs):
+    """A new `segmentor`'s losses on unlabeled synthetic images, with the inputs of every student and teacher
+    forward: (model, student inputs, teacher inputs)."""
+    model = build(segmentor, **kwargs)
+    student, teacher_inputs = [], []
+    student_logits, teacher_forward = model.student_logits, model.teacher_forward
+    model.student_logits = lambda x: student.append(x.detach().clone()) or student_logits(x)
+    model.teacher_forward = lambda x: teacher_inputs.append(x.clone()) or teacher_forward(x)
+    torch.manual_seed(seed)
+    model.loss(images(), samples(2, labeled=False))
+    return model, student, teacher_inputs
+
+
+def test_didex_student_sees_a_strongly_augmented_mix_not_the_teachers_view():
+    _, student, teacher_inputs = recorded_loss("DIDEXSegmentor", 2, mic_mask_ratio=0.7, mic_block=16)
+    source, target = images()[:2], images()[2:]
+    (teacher_view,), (mixed, masked) = teacher_inputs, student
+    assert torch.equal(teacher_view, target)  # the teacher labels the clean synthetic images
+    # ClassMix takes every pixel from the source or the target; the strong augmentation changes almost all of them
+    unchanged = (mixed == source) | (mixed == target)
+    assert unchanged.float().mean().item() < 0.01
+    kept = masked != 0  # MIC: zeroed blocks, and the rest colour-augmented, unlike the teacher's view
+    assert 0.1 < kept.float().mean().item() < 0.6
+    assert not torch.allclose(masked[kept], target[kept])
+
+
+def test_diga_distils_between_the_source_and_its_cross_domain_mixture():
+    model, student, teacher_inputs = recorded_loss("DiGASegmentor", 1, iters=10, proto_warmup=0.5)
+    source, synthetic = images()[:2], images()[2:]
+    (views,) = student  # one student batch: [x, x_mix]
+    assert torch.equal(views[:2], source)
+    mixed = views[2:]
+    from_synthetic = (mixed == synthetic).all(1)  # ClassMix: the rest is beta A(x) + (1 - beta) x, not x
+    assert 0.1 < from_synthetic.float().mean().item() < 0.9
+    assert not torch.isclose(mixed, source).all(1)[~from_synthetic].any()
+    assert torch.equal(teacher_inputs[-1], mixed)  # the teacher's view of the mixture supervises S(x)
+    assert model.prototypes.isnan().all()  # warm-up: 5 of 10 iterations before the prototypes are collected
+    assert (model.synthetic_labels(split_batch(images(), samples(2, labeled=False))).cpu() == 255).all()
+    model.update_teacher(4)
+    assert model.warmed_up()
+    model.loss(images(), samples(2, labeled=False))
+    assert (~model.prototypes.isnan().any(1)).sum().item() == 4  # the source labels' classes 0..3
 
 
 @DATASETS.register_module()

@@ -3,6 +3,9 @@
 The released DRSF code does not contain DFDR; this is our reading of the paper's abstract:
 - per channel c, p_c = softmax of F_c over the H*W locations; e_c = -sum p_c log p_c / log(HW) in [0, 1]. High e_c
   = a diffuse, noise-like activation; low = spatially selective, semantic. H*W = 1 gives e = 0 (no spread to measure).
+  Dividing by log(HW), the most a map of that size can have, keeps the MLP's input on one scale from the training
+  crops to the larger full images of evaluation (a flat map is 1 at any size; unnormalised it would grow by log 4
+  for each doubling of both sides).
 - w = sigmoid(MLP([GAP(F), e])), MLP = Linear(2C -> max(C // reduction, 8)), ReLU, Linear(-> C).
   w in (0, 1): the module can only attenuate channels (suppress noise), as in squeeze-and-excitation.
 - init: the last Linear has zero weights and bias +3, so every w starts at sigmoid(3) ~ 0.953 (near identity, about

@@ -3,7 +3,9 @@ interpolated between domains, with soft domain labels. Used on feature maps (a p
 discriminator) and on RoI features (an instance-level one); the released DRSF code has neither, so this is our
 reading of the paper's abstract ("multi-pseudo-domain soft fusion"):
 
-- elements (images, or RoIs) carry a domain index: 0 the real source, 1..K the synthetic pseudo-domains;
+- elements (images, or RoIs) carry a domain index: 0 the real source, 1..K the synthetic pseudo-domains; the
+  pseudo-domains are what the generator renders, not the prompt's words: `domain_classes` groups condition words
+  that one generator cannot tell apart by a given mapping (word -> group; a word not in it is its own group);
 - every element a is paired with a partner b drawn uniformly among the synthetic elements of another domain than
   a's: a source element with any synthetic one, a synthetic element with one of *another pseudo-domain* (elements
   with no such partner are not mixed); lambda ~ Beta(alpha, alpha) per pair from torch's global RNG;
@@ -69,6 +71,14 @@ def soft_domain_labels(lam: Tensor, first: Tensor, second: Tensor, num_domains: 
     """(B,) lambdas and two (B,) domain indices -> (B, num_domains): lam onehot(first) + (1 - lam) onehot(second)."""
     lam = lam[:, None]
     return lam * F.one_hot(first, num_domains).to(lam.dtype) + (1 - lam) * F.one_hot(second, num_domains).to(lam.dtype)
+
+
+def domain_classes(names: list[str], groups: dict[str, str]) -> tuple[list[str], Tensor]:
+    """The domain classes of the domain `names` (the source first, then the condition words): the source, then the
+    sorted groups of the words (`groups[word]`, or the word itself); and per name, the index of its class."""
+    group_of = [names[0], *(groups.get(name, name) for name in names[1:])]
+    classes = [names[0], *sorted(set(group_of[1:]))]
+    return classes, torch.tensor([classes.index(group) for group in group_of])
 
 
 def mixing_pairs(domains: Tensor) -> tuple[Tensor, Tensor]:

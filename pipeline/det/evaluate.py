@@ -81,7 +81,7 @@ def evaluate(model, scale: tuple[int, int], classes: list[str], manifest: Path, 
     from pipeline.det.config import eval_pipeline
 
     dataset = DATASETS.build(dict(type="ManifestDetDataset", manifests=[str(manifest)], classes=classes,
-                                  test_mode=True, pipeline=eval_pipeline(scale)))  # fmt: skip
+                                  test_mode=True, serialize_data=False, pipeline=eval_pipeline(scale)))  # fmt: skip
     detections = []
     for data in tqdm(DataLoader(dataset, batch_size=batch, collate_fn=pseudo_collate), desc=desc, unit="batch"):
         for output in model.test_step(data):

@@ -1,11 +1,11 @@
-"""The `generator` section of params.yaml, checked: the chosen profile's sizes and the caption conditions."""
+"""The `generator` section of params.yaml, checked: how much to train at which size, and the caption conditions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
 from pipeline.domains import check_condition
-from pipeline.errors import InputError, check_keys
+from pipeline.errors import InputError, check_keys, number, whole
 from pipeline.sd import Sizes
 
 # One attention head per block: at these widths, 8 heads of 4-8 channels make attention 5-10x slower on a CPU.
@@ -13,8 +13,8 @@ HEADS = 1
 
 
 @dataclass(frozen=True)
-class Profile:
-    """How much to train, at which size: one entry of `generator.profiles`."""
+class Size:
+    """How much to train, at which size: `generator.size`."""
 
     images: int  # corpus images
     height: int
@@ -28,7 +28,7 @@ class Profile:
     text_width: int
     text_layers: int
 
-    def sizes(self) -> Sizes:
+    def architecture(self) -> Sizes:
         return Sizes(unet=self.unet, vae=self.vae, text_width=self.text_width, text_layers=self.text_layers,
                      attention_head_dim=HEADS)  # fmt: skip
 
@@ -56,21 +56,31 @@ class Condition:
     params: dict[str, tuple[float, float]]
 
 
-def load_profile(cfg: dict) -> Profile:
-    """The profile `generator.profile` names, checked for its keys and for sizes the model can work at."""
-    name, profiles = cfg["profile"], cfg["profiles"] or {}
-    if name not in profiles:
-        raise InputError("params.yaml generator.profile", f"unknown profile {name!r}",
-                         f"use one of: {', '.join(profiles)}, or add it under generator.profiles")  # fmt: skip
-    where = f"params.yaml generator.profiles.{name}"
-    spec = profiles[name] or {}
-    check_keys(spec, [f.name for f in fields(Profile)], where, "a profile")
-    profile = Profile(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
-    multiple = profile.factor * 2 ** (len(profile.unet) - 1)
-    if profile.height % multiple or profile.width % multiple:
-        raise InputError(where, f"{profile.height}x{profile.width} does not divide into the VAE's and the UNet's "
+def load_size(cfg: dict) -> Size:
+    """`generator.size`, checked for its keys and for sizes the model can work at."""
+    where = "params.yaml generator.size"
+    spec = cfg["size"]
+    if not isinstance(spec, dict):
+        raise InputError(where, f"{spec!r} is not a mapping", "see the README for its keys")
+    check_keys(spec, [f.name for f in fields(Size)], where, "generator.size")
+    for field in fields(Size):
+        key = f"generator.size.{field.name}"
+        if field.name == "lr":
+            number(spec["lr"], key, positive=True)
+        elif field.name in ("unet", "vae"):
+            if not isinstance(spec[field.name], list) or not spec[field.name]:
+                raise InputError(f"params.yaml {key}", f"{spec[field.name]!r} is not a list of channel counts",
+                                 f"set {key} to a list of channels per level, e.g. [16, 32]")  # fmt: skip
+            for channels in spec[field.name]:
+                whole(channels, key)
+        else:
+            whole(spec[field.name], key)
+    size = Size(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    multiple = size.factor * 2 ** (len(size.unet) - 1)
+    if size.height % multiple or size.width % multiple:
+        raise InputError(where, f"{size.height}x{size.width} does not divide into the VAE's and the UNet's "
                          f"downsamplings", f"use a height and width that are multiples of {multiple}")  # fmt: skip
-    return profile
+    return size
 
 
 def load_conditions(cfg: dict) -> list[Condition]:

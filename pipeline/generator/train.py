@@ -23,7 +23,7 @@ from tqdm import trange
 
 from pipeline.atomic import atomic_path
 from pipeline.generator.corpus import Corpus
-from pipeline.generator.settings import Profile
+from pipeline.generator.settings import Size
 
 KL_WEIGHT = 1e-6  # on the KL summed over a latent, against MSE averaged over pixels: a near-free latent, as in SD
 # A fresh encoder's posterior has std 1, so its samples bury the signal early on; trained SD VAEs end far narrower.
@@ -156,13 +156,13 @@ def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], cap
     _fit("unet", [unet, text_encoder], batch_loss, steps, lr, log, first_step)
 
 
-def train(components: dict, corpus: Corpus, profile: Profile, seed: int) -> LossLog:
+def train(components: dict, corpus: Corpus, size: Size, seed: int) -> LossLog:
     """Both phases on all cores (or OMP_NUM_THREADS); the components are trained in place."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     generator = torch.Generator().manual_seed(seed)
     log = LossLog()
-    train_vae(components["vae"], corpus.images, profile.vae_steps, profile.batch, profile.lr, generator, log)
-    latents = encode(components["vae"], corpus.images, 4 * profile.batch, generator)
-    train_unet(components, latents, corpus.captions, profile.unet_steps, profile.batch, profile.lr, generator, log,
-               first_step=profile.vae_steps + 1)  # fmt: skip
+    train_vae(components["vae"], corpus.images, size.vae_steps, size.batch, size.lr, generator, log)
+    latents = encode(components["vae"], corpus.images, 4 * size.batch, generator)
+    train_unet(components, latents, corpus.captions, size.unet_steps, size.batch, size.lr, generator, log,
+               first_step=size.vae_steps + 1)  # fmt: skip
     return log

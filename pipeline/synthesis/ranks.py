@@ -2,6 +2,11 @@
 
 Rank r makes the shards k with k % WORLD_SIZE == r on cuda:LOCAL_RANK (the CPU when there is no GPU), writing into the
 shared work-in-progress folder; all ranks then meet at a barrier (gloo), and rank 0 alone assembles the outputs.
+
+On the CPU every process computes with as many threads as it has cores, however it was launched: the CPU kernels
+(MKL's gemm, oneDNN's convolutions) split their float sums by thread, so the rounding, and now and then a pixel,
+depends on the thread count, and torchrun sets OMP_NUM_THREADS=1 in its workers. With the same count, ranks make
+the bytes one process makes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ class Ranks:
 
     def owns(self, shard_index: int) -> bool:
         return shard_index % self.world == self.rank
+
+    def set_threads(self) -> None:
+        """On the CPU, compute with every core this process may run on (see the module), whatever OMP_NUM_THREADS says."""
+        if self.device.type == "cpu":
+            torch.set_num_threads(len(os.sched_getaffinity(0)))
 
     def start(self) -> None:
         """Join the process group (returns once every rank has joined)."""

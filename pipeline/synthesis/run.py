@@ -9,6 +9,7 @@ contact sheets and renames the finished folders into place.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pipeline.atomic import replace_dir
 from pipeline.errors import InputError
 from pipeline.manifest import read_manifest
 from pipeline.prompts import read_prompts
+from pipeline.sd import read_vocabulary
 from pipeline.synthesis import shards, wip
 from pipeline.synthesis.generation import generate
 from pipeline.synthesis.model import DEPTH_MODEL, Weights, check_unet, find_weights, load_pipeline, scheduler_name
@@ -68,6 +70,9 @@ def synthesize(settings: Settings, prompts_path: Path, domains: Path, out: Path,
     sources, manifests = read_sources(prompts, prompts_path, domains)
     weights = find_weights(settings.model, settings.revision)
     check_unet(weights, settings.mode)
+    unseen = unseen_conditions(weights, prompts)
+    if unseen and ranks.rank == 0:
+        print(f"warning: {unseen}", file=sys.stderr)
     if settings.mode == "depth2img":
         check_depth(weights, prompts, sources, prompts_path)
 
@@ -98,7 +103,20 @@ def synthesize(settings: Settings, prompts_path: Path, domains: Path, out: Path,
     replace_dir(root, out)
     shutil.rmtree(folder)
     return (f"wrote {out}: {total} {settings.mode} images in {len(plan)} shards ({speed}); "
-            f"{reports}: {len(sheets)} contact sheets")  # fmt: skip
+            f"{reports}: {len(sheets)} contact sheets" + (f"; {unseen}" if unseen else ""))  # fmt: skip
+
+
+def unseen_conditions(weights: Weights, prompts: pd.DataFrame) -> str:
+    """What an embedded generator never saw in a caption among the prompts' conditions ('' if nothing, or if the
+    weights do not record their captions' words, as real Stable Diffusion's do not)."""
+    known = read_vocabulary(weights.folder)
+    counts = prompts.loc[~prompts["condition"].isin(known or ()), "condition"].value_counts(sort=False)
+    if known is None or counts.empty:
+        return ""
+    words = ", ".join(f"{word!r} ({n} rows)" for word, n in counts.items())
+    return (f"the generator at {weights.model} never saw the prompt conditions {words} in a caption, so its images "
+            "for them look like conditions it knows (add them to generator.conditions or drop them from "
+            "prompts.conditions)")
 
 
 def make_images(settings: Settings, weights: Weights, ranks: Ranks, mine: list[shards.Shard], rows: list[dict],
@@ -115,6 +133,7 @@ def make_images(settings: Settings, weights: Weights, ranks: Ranks, mine: list[s
                  if shards.missing(root, shard, batch, rows, sources, settings)]  # fmt: skip
     if not todo:
         return 0, 0.0
+    ranks.set_threads()
     pipe = load_pipeline(weights, settings, ranks.device)
     label = f"synthesize {settings.mode}" + (f" rank {ranks.rank}/{ranks.world}" if ranks.world > 1 else "")
     started = time.perf_counter()

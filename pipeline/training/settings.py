@@ -9,20 +9,23 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import InputError, check_keys
+from pipeline.errors import InputError, check_keys, flag, number, whole
 
 
 @dataclass(frozen=True)
 class Methods:
     """A task's methods: `section` of params.yaml, every method, those that also read synthetic images (`paired`),
-    those with a model class of their own whose arguments `train.<method>` holds (`with_options`), and the
-    architectures `common.arch` may name."""
+    those with a model class of their own whose arguments `train.<method>` holds (`with_options`), the
+    architectures `common.arch` may name, whether `common` takes `augment` (the task's standard photometric and
+    multi-scale augmentation) and the methods that always train with it (`augmented`)."""
 
     section: str
     all: tuple[str, ...]
     paired: tuple[str, ...]
     with_options: tuple[str, ...]
     archs: tuple[str, ...]
+    augment: bool = False
+    augmented: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class TrainSettings:
     warmup: int
     workers: int
     checkpoint_every: int
+    augment: bool = False  # the task's standard augmentation (`common.augment`, where the task has one)
+    amp: bool = True  # mixed precision on CUDA (`common.amp`: AmpOptimWrapper, bfloat16 where supported); CPU: fp32
     options: dict = field(default_factory=dict)  # the method's model arguments, from <section>.<method>
 
 
-COMMON = [f.name for f in fields(TrainSettings) if f.name not in ("method", "options")]
+COMMON = [f.name for f in fields(TrainSettings) if f.name not in ("method", "options", "augment", "amp")]
+COMMON_SIZES = {"scale": "[512, 256] (width, height)", "crop": "[256, 256] (height, width)"}
 
 
 def resolve_pretrained(value: str | None, where: str) -> str | None:
@@ -68,19 +74,32 @@ def load_settings(cfg: dict, method: str, methods: Methods) -> TrainSettings:
     section = f"params.yaml {methods.section}"
     if method not in methods.all:
         raise InputError(section, f"unknown method {method!r}", f"use one of: {', '.join(methods.all)}")
-    common = dict(cfg.get("common") or {})
-    check_keys(common, COMMON, f"{section}.common", f"{methods.section}.common")
+    common = {"amp": True, **(cfg.get("common") or {})}  # optional, on by default
+    if methods.augment:
+        common = {"augment": False, **common}  # optional: a common section shared with a task without it stays valid
+    check_keys(common, [*COMMON, "amp", *(["augment"] if methods.augment else [])], f"{section}.common",
+               f"{methods.section}.common")  # fmt: skip
     if common["arch"] not in methods.archs:
         raise InputError(f"{section}.common.arch", f"unknown architecture {common['arch']!r}",
                          f"use one of: {', '.join(methods.archs)}")  # fmt: skip
-    for key in ("iters", "batch", "checkpoint_every"):
-        value = common[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{section}.common.{key}", f"{value!r} is not a positive integer", "set e.g. 4")
+    key = f"{methods.section}.common"
+    for name in ("iters", "batch", "checkpoint_every"):
+        whole(common[name], f"{key}.{name}")
+    whole(common["workers"], f"{key}.workers", minimum=0)
+    number(common["lr"], f"{key}.lr", positive=True)
+    number(common["weight_decay"], f"{key}.weight_decay")
+    for name in ("scale", "crop"):
+        pair = common[name]
+        if not isinstance(pair, list) or len(pair) != 2 or not all(type(v) is int and v > 0 for v in pair):
+            raise InputError(f"{section}.common.{name}", f"{pair!r} is not a size",
+                             f"set {key}.{name} to two whole numbers >= 1, e.g. {COMMON_SIZES[name]}")  # fmt: skip
     warmup = common["warmup"]
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < common["iters"]:
         raise InputError(f"{section}.common.warmup", f"{common['warmup']!r} is not in [0, iters)",
                          f"use fewer warm-up iterations than the {common['iters']} iterations")  # fmt: skip
+    common["amp"] = flag(common["amp"], f"{key}.amp")
+    if methods.augment:
+        common["augment"] = flag(common["augment"], f"{key}.augment") or method in methods.augmented
     common["pretrained"] = resolve_pretrained(common["pretrained"], f"{section}.common.pretrained")
     if method in methods.paired and common["batch"] % 2:
         raise InputError(f"{section}.common.batch", f"{method} needs an even batch, got {common['batch']}",
