@@ -14,7 +14,8 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 
 
 def _fail(error: InputError) -> None:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    """One line on stderr (where, what, the fix), then exit code 2."""
+    typer.secho(f"error: {error.where}: {error.problem} (fix: {error.fix})", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 

@@ -154,7 +154,7 @@ def test_data_bad_input(project, domain, spec, expected):
     result = dgsynth("data", domain, "--workers", "1")
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ")
-    assert "\n  fix: " in result.stderr
+    assert result.stderr.count("\n") == 1 and " (fix: " in result.stderr  # one line
     for fragment in expected:
         assert fragment in result.stderr
     assert "Traceback" not in result.output

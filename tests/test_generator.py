@@ -189,7 +189,7 @@ def test_bad_settings_exit_2_and_write_nothing(tmp_path, monkeypatch, path, valu
     write_params(_with(path, value))
     result = CliRunner().invoke(app, ["generator"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and "\n  fix: " in result.stderr
+    assert result.stderr.startswith("error: ") and " (fix: " in result.stderr
     for fragment in expected:
         assert fragment in result.stderr
     assert not Path("models").exists() and not Path("reports").exists()

@@ -120,7 +120,7 @@ def test_bad_parameter_or_missing_input(tmp_path, monkeypatch, args, edits, inpu
     result = dgsynth(*args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.stdout == ""
-    error, fix_line = result.stderr.splitlines()  # the error and its fix, nothing else
-    assert error.startswith("error: ") and names in error, error
-    assert fix_line.startswith("  fix: ") and fix in fix_line, fix_line
+    (error,) = result.stderr.splitlines()  # one line: where, what and the fix, nothing else
+    assert error.startswith("error: ") and names in error.split(" (fix: ")[0], error
+    assert fix in error.split(" (fix: ", 1)[1], error
     assert snapshot(tmp_path) == before  # no output, no temporary sibling, no work-in-progress folder

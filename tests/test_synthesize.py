@@ -367,7 +367,7 @@ def test_hub_id_from_the_hf_cache_records_its_commit(project, models, monkeypatc
 def _fails(*fragments: str) -> None:
     result = dgsynth("synthesize")
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and "\n  fix: " in result.stderr
+    assert result.stderr.startswith("error: ") and " (fix: " in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr
     assert "Traceback" not in result.output
