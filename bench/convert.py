@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import yaml
+from provenance import commit
 
 OUT = Path("reports/bench/convert.json")
 CITIES = ("frankfurt", "lindau", "munster")  # Cityscapes' val cities
@@ -82,13 +83,6 @@ def convert(project: Path, workers: int, repeats: int) -> float:
 def written(project: Path) -> dict[str, bytes]:
     out = project / "data" / "domains" / DOMAIN
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-
-
-def commit() -> str:
-    """The project's commit, marked when bench/ has changes of its own."""
-    git = [["git", "rev-parse", "--short", "HEAD"], ["git", "status", "--porcelain", "--", "bench"]]
-    head, dirty = (subprocess.run(a, capture_output=True, text=True, timeout=30).stdout.strip() for a in git)
-    return head + (" (bench/ modified)" if dirty else "")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.synthesis.shards import Shard, image_name, label_name, plan
+from provenance import commit
 
 OUT = Path("reports/bench/dvc_scale.json")
 LAYOUTS = ("files", "packed")
@@ -126,12 +127,6 @@ def measure(repo: Path, layout: str, images: int, shard_size: int, repeats: int)
             "repro_s": statistics.median(repro), "repro_runs_s": repro}  # fmt: skip
 
 
-def commit_of_project() -> str:
-    head = run(["git", "rev-parse", "--short", "HEAD"], Path.cwd(), timeout=30).strip()
-    dirty = run(["git", "status", "--porcelain", "--", "bench"], Path.cwd(), timeout=30).strip()
-    return head + (" (bench/ modified)" if dirty else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50000)
@@ -160,7 +155,7 @@ def main() -> None:
                "load_average_before": load_before, "load_average_after": load_after}  # fmt: skip
     result = {"images": args.images, "shard_size": args.shard_size, "repeats": args.repeats, "target_s": TARGET_S,
               "rows": rows, "dvc": run(dvc("--version"), Path.cwd(), timeout=60).strip(), "machine": machine,
-              "command": " ".join(["python", *sys.argv]), "commit": commit_of_project()}  # fmt: skip
+              "command": " ".join(["python", *sys.argv]), "commit": commit()}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

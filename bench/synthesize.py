@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from pipeline.prompts import read_prompts
+from provenance import commit
 from pipeline.sd import clip_tokenizer, save_pipeline
 from pipeline.sheets import read_rgb
 from pipeline.synthesis import check, find_weights, generate, load_pipeline
@@ -154,7 +154,7 @@ def sd2_bench(args: argparse.Namespace) -> None:
         "steps": settings.steps, "guidance": settings.guidance, "scheduler": type(scheduler).__name__,
         "images": len(rows), "paths": paths,
         "speedup_vs_plain": {name: rates["ours"] / rate for name, rate in rates.items() if name != "ours"},
-        "command": " ".join(["python", *sys.argv]), "commit": _commit(), "load_average": load,
+        "command": " ".join(["python", *sys.argv]), "commit": commit(), "load_average": load,
     }  # fmt: skip
     print(f"{report['sizes']} ({sum(parameters.values()) / 1e6:.1f}M parameters), txt2img {settings.height}x"
           f"{settings.width}, {settings.steps} {report['scheduler']} steps, guidance {settings.guidance}, "
@@ -174,13 +174,6 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name()
     return f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
-
-
-def _commit() -> str:
-    """The project's commit, marked when bench/ has changes of its own."""
-    git = [["git", "rev-parse", "--short", "HEAD"], ["git", "status", "--porcelain", "--", "bench"]]
-    head, dirty = (subprocess.run(a, capture_output=True, text=True, timeout=30).stdout.strip() for a in git)
-    return head + (" (bench/ modified)" if dirty else "")
 
 
 def main() -> None:
