@@ -15,6 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"pipeline", "stages", "bench"}
+# bench scripts run as `python bench/<name>.py`, so they import their sibling modules (bench/provenance.py) by name
+BENCH_MODULES = {path.stem for path in (REPO / "bench").glob("*.py")}
 
 
 def imported_packages() -> dict[str, str]:
@@ -31,7 +33,7 @@ def imported_packages() -> dict[str, str]:
                 continue
             for name in names:
                 top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                if top not in sys.stdlib_module_names | FIRST_PARTY | BENCH_MODULES:
                     found.setdefault(top, str(path.relative_to(REPO)))
     return found
 
