@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import cv2
-import numpy as np
 
 from pipeline import world
 from pipeline.atomic import atomic_dir
 from pipeline.errors import InputError, whole
-from pipeline.manifest import write_manifest
+from pipeline.manifest import depth_centimetres, write_manifest
 from pipeline.parallel import ordered_map
 from pipeline.readers import READERS, read_split
 from pipeline.world.weather import DEFAULTS
@@ -129,7 +128,7 @@ def render_one(job: tuple) -> dict:
                         **spec.get("params", {}))  # fmt: skip
     stem = f"{split}/{index:05d}.png"
     paths = {k: f"{k}/{stem}" for k in ("images", "labels", "depth")}
-    depth_cm = np.clip(shot.depth * 100, 0, 65535).astype(np.uint16)
+    depth_cm = depth_centimetres(shot.depth)
     encoded = {}
     for key, array in (("images", cv2.cvtColor(shot.image, cv2.COLOR_RGB2BGR)), ("labels", shot.label),
                        ("depth", depth_cm)):  # fmt: skip

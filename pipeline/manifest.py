@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,11 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+
+
+def depth_centimetres(metres: np.ndarray) -> np.ndarray:
+    """Metric depth as a manifest's depth PNG holds it: uint16 centimetres, clipped to the type's range."""
+    return np.clip(metres * 100, 0, 65535).astype(np.uint16)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -2,7 +2,9 @@
 
 Every part has the real architecture (diffusers' UNet2DConditionModel and AutoencoderKL, transformers'
 CLIPTextModel with OpenAI's CLIP tokenizer), so a folder written by `save_pipeline` loads through the same
-`from_pretrained` code as real Stable Diffusion weights. The tokenizer is rebuilt offline from the CLIP BPE
+`from_pretrained` code as real Stable Diffusion weights, and one written by `save_depth_pipeline` (a UNet that
+takes latents + depth, 5 channels, as `with_depth_input` makes from a text-to-image one) through the same code as
+stabilityai/stable-diffusion-2-depth. The tokenizer is rebuilt offline from the CLIP BPE
 vocabulary that mmsegmentation ships (`mmseg/utils/bpe_simple_vocab_16e6.txt.gz`), the way CLIP's own
 SimpleTokenizer reads it: 49,408 tokens, OpenAI's ids.
 """
@@ -16,7 +18,13 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    StableDiffusionDepth2ImgPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 BPE_MERGES = 48894  # CLIP uses the first 48,894 merges of the file (lines 1..48894 after the header)
@@ -51,20 +59,24 @@ class Sizes:
     unet_in_channels: int = 4  # 5 for a depth-conditioned UNet (latents + depth), as SD 2 depth uses
     attention_head_dim: int = 8
     groups: int = 8  # GroupNorm groups in the UNet and the VAE
+    vae_attention: bool = True  # self-attention in the VAE's middle block (SD's VAE has it)
+    # cross-attention (text) and self-attention per UNet level; None: SD's pattern, every level but the lowest
+    unet_attention: tuple[bool, ...] | None = None
 
 
 def build_components(sizes: Sizes = Sizes(), seed: int = 0) -> dict:
     """Random-initialised components for a StableDiffusionPipeline of `sizes` (scheduler: SD's DDPM settings)."""
     torch.manual_seed(seed)
     levels = len(sizes.unet)
+    attention = sizes.unet_attention or (True,) * (levels - 1) + (False,)
     unet = UNet2DConditionModel(
         sample_size=64,  # SD's latent size; only a default height, but img2img/depth2img pipelines need an int here
         in_channels=sizes.unet_in_channels,
         out_channels=sizes.latent_channels,
         block_out_channels=sizes.unet,
         layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
         cross_attention_dim=sizes.text_width,
         attention_head_dim=sizes.attention_head_dim,
         norm_num_groups=sizes.groups,
@@ -75,6 +87,7 @@ def build_components(sizes: Sizes = Sizes(), seed: int = 0) -> dict:
         up_block_types=("UpDecoderBlock2D",) * len(sizes.vae),
         latent_channels=sizes.latent_channels,
         norm_num_groups=sizes.groups,
+        mid_block_add_attention=sizes.vae_attention,
     )
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(
@@ -99,6 +112,25 @@ def save_pipeline(components: dict, folder: str | Path) -> Path:
     """Write `components` as a diffusers StableDiffusionPipeline folder (no safety checker), loadable offline."""
     pipe = StableDiffusionPipeline(**components, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
+def with_depth_input(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """A copy of `unet` that also takes a depth map: one more input channel, whose conv_in weights start at zero, so
+    the copy begins as the text-to-image model it was made from (how SD 2 depth was made from SD 2 base)."""
+    widened = UNet2DConditionModel.from_config({**unet.config, "in_channels": unet.config.in_channels + 1})
+    state = unet.state_dict()
+    weight = state["conv_in.weight"]
+    state["conv_in.weight"] = torch.cat([weight, torch.zeros_like(weight[:, :1])], dim=1)
+    widened.load_state_dict(state)
+    return widened
+
+
+def save_depth_pipeline(components: dict, folder: str | Path) -> Path:
+    """Write `components` (a depth UNet) as a StableDiffusionDepth2ImgPipeline folder, as stabilityai/stable-diffusion-
+    2-depth lays it out, without its depth estimator: depth comes from the manifests."""
+    pipe = StableDiffusionDepth2ImgPipeline(**components, depth_estimator=None, feature_extractor=None)
     pipe.save_pretrained(folder, safe_serialization=True)
     return Path(folder)
 

@@ -1,6 +1,7 @@
 """DVC stage `filter`: data/filtered/{kept,rejected}.parquet from data/synthetic/, scored by the source-only model
 (`filter.model`: a segmentor, or a detector for detection-only runs); reports/filter/ (metrics, histograms per
-condition, counts per condition, a contact sheet, every score)."""
+condition, counts per condition, a contact sheet, every score) and reports/synthesize/layout.{json,png} (how well the
+synthetic images fit the labels they reuse, per condition)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SYNTHETIC = Path("data/synthetic/train.parquet")
 DOMAINS = Path("data/domains")
 OUT = Path("data/filtered")
 REPORTS = Path("reports/filter")
+LAYOUT = Path("reports/synthesize/layout")
 HELD_OUT = ("val", "test")  # the source split scored as the reference of real images (Diverse-Weather has no val)
 
 
@@ -34,6 +36,9 @@ def run() -> str:
     write_json({"filter": dict(enabled=settings.enabled, images=len(synthetic), kept=kept,
                                kept_fraction=round(kept / len(synthetic), 4), rules_reject=reasons,
                                **rows.attrs["summary"])}, REPORTS / "metrics.json")  # fmt: skip
+    layout = report.layout(rows)
+    write_json({"layout": layout}, LAYOUT.with_suffix(".json"))
+    report.layout_figure(layout, LAYOUT.with_suffix(".png"))
     write_csv(rows, REPORTS / "scores.csv")
     write_csv(report.conditions(rows), REPORTS / "conditions.csv")
     report.histograms(rows, settings.score, REPORTS / "histograms.png")

@@ -10,7 +10,7 @@ from stages import params
 PROMPTS = Path("data/prompts.parquet")
 DOMAINS = Path("data/domains")
 OUT = Path("data/synthetic")
-REPORTS = Path("reports/synthesize")
+REPORTS = Path("reports/synthesize/sheets")
 WIP = Path(".dgsynth/wip")
 
 

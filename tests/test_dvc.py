@@ -32,7 +32,9 @@ PARAMS = {
     "generator": {"seed": 0, "samples": 1,
                   "conditions": {"sunny": {"condition": "clear"}, "fog/mist": {"condition": "fog"}},
                   "size": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2, "unet_steps": 2,
-                           "lr": 0.001, "unet": [8, 16], "vae": [8, 16], "text_width": 32, "text_layers": 1}},
+                           "depth_steps": 2, "lr": 0.001, "unet": [8, 16],
+                           "unet_attention": [True, False], "vae": [8, 16], "vae_attention": False, "text_width": 32,
+                           "text_layers": 1}},
     "synthesize": {"model": "models/generator", "revision": None, "mode": "img2img", "height": 16, "width": 32,
                    "steps": 2, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 2, "dtype": "auto",
                    "compile": False, "shard_size": 2, "sheet": {"images": 1, "tile_height": 16}},
@@ -132,6 +134,8 @@ def test_filter_ablation_keeps_everything_and_retrains_only_the_paired_runs(repo
     expected = int(sum(n - 1 if n > 1 else n for n in counts))
     assert json.loads((repo / "reports/filter/metrics.json").read_text())["filter"]["kept"] == expected
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == expected
+    layout = json.loads((repo / "reports/synthesize/layout.json").read_text())["layout"]  # a DVC metric
+    assert layout["images"] == 4 and set(layout["conditions"]) == set(counts.index) and layout["real_miou"] >= 0
     _set(repo, "filter", "enabled", False)
     assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "det@drsf-0", "evaluate", "report"}
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == 4

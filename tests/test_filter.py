@@ -21,6 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from pipeline.errors import InputError
+from pipeline.filter import report
 from pipeline.filter.apply import apply
 from pipeline.filter.features import load_reference, per_image_miou, run_pass
 from pipeline.filter.rules import load_settings, select
@@ -291,6 +292,20 @@ def test_quantile_band_per_condition():
     pooled = select(scores, replace(base, per_condition=False, band=(0.0, 0.9), consistency=20.0))
     assert pooled["kept"].tolist() == [True, False, True, True, True, False]
     assert pooled["reason"][1] == "inconsistent: mIoU 10.0 < 20"
+
+
+def test_layout_is_synthetic_miou_relative_to_real_per_condition(tmp_path):
+    rows = pd.DataFrame(dict(condition=[report.SOURCE, report.SOURCE, "fog", "fog", "rain", "rain"],
+                             miou=[40.0, 20.0, 15.0, 30.0, 24.0, np.nan]))  # fmt: skip
+    layout = report.layout(rows)
+    assert layout["real_miou"] == 30.0  # the real source val images' mean
+    assert (layout["miou"], layout["relative"], layout["images"]) == (23.0, round(23 / 30, 4), 3)  # NaN: no label
+    assert layout["conditions"] == {"fog": {"miou": 22.5, "relative": 0.75, "images": 2},
+                                    "rain": {"miou": 24.0, "relative": 0.8, "images": 1}}  # fmt: skip
+    assert report.layout(rows.assign(miou=np.nan)) == {}  # a detector's pass: no mIoU
+    report.layout_figure(layout, tmp_path / "layout.png")
+    report.layout_figure({}, tmp_path / "empty.png")
+    assert cv2.imread(str(tmp_path / "layout.png")) is not None and (tmp_path / "empty.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

@@ -4,6 +4,7 @@ Stable Diffusion pipeline, the skip path, and bad settings (exit code 2, nothing
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import cv2
@@ -12,13 +13,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from diffusers import PNDMScheduler, StableDiffusionPipeline
+from diffusers import PNDMScheduler, StableDiffusionDepth2ImgPipeline, StableDiffusionPipeline
 from typer.testing import CliRunner
 
+from pipeline.domains import build_domain
 from pipeline.generator.corpus import build_corpus
 from pipeline.generator.settings import Size, load_conditions, load_words
 from pipeline.generator.train import LossLog, pixels, train_vae
+from pipeline.manifest import read_manifest
 from pipeline.sd import build_components, read_vocabulary
+from pipeline.synthesis import check, find_weights, generate, load_pipeline
 from pipeline.world import render
 from stages import generator as stage
 from stages.cli import app
@@ -26,8 +30,10 @@ from stages.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
 WORDS = load_words(SHIPPED["prompts"])
-TINY = {"images": 24, "height": 32, "width": 64, "batch": 8, "vae_steps": 20, "unet_steps": 50, "lr": 0.002,
-        "unet": [16, 32], "vae": [16, 32, 32], "text_width": 32, "text_layers": 1}  # fmt: skip
+TINY = {"images": 24, "height": 32, "width": 64, "batch": 8, "vae_steps": 20, "unet_steps": 50, "depth_steps": 100,
+        "lr": 0.002,
+        "unet": [16, 32], "unet_attention": [True, False], "vae": [16, 32, 32], "vae_attention": True,
+        "text_width": 32, "text_layers": 1}  # fmt: skip
 PARAMS = {
     "prompts": {"quality": "A high quality photo;", "locations": ["europe", "USA"], "scenes": ["", "City"]},
     "generator": {
@@ -38,9 +44,10 @@ PARAMS = {
         "size": TINY,
         "samples": 2,
     },
-    "synthesize": {"model": "models/generator"},
+    "synthesize": {"model": "models/generator-depth"},
 }  # fmt: skip
 OUT, SAMPLES, LOSS = Path("models/generator"), Path("reports/generator/samples"), Path("reports/generator/loss.csv")
+OUT_DEPTH = Path("models/generator-depth")
 
 
 def write_params(params: dict) -> None:
@@ -117,7 +124,8 @@ def trained(tmp_path_factory) -> tuple[Path, str]:
 
 def test_stage_writes_a_stable_diffusion_folder(trained):
     project, summary = trained
-    assert summary.startswith("wrote models/generator: 24 images of city c at 32x64, vae 20 steps")
+    assert summary.startswith("wrote models/generator and models/generator-depth: 24 images of city c at 32x64, "
+                              "vae 20 steps")  # fmt: skip
     pipe = StableDiffusionPipeline.from_pretrained(project / OUT, local_files_only=True)
     assert isinstance(pipe.scheduler, PNDMScheduler) and pipe.scheduler.config.skip_prk_steps
     assert pipe.scheduler.config.beta_schedule == "scaled_linear" and pipe.scheduler.config.beta_end == 0.012
@@ -129,19 +137,83 @@ def test_stage_writes_a_stable_diffusion_folder(trained):
     assert images.shape == (2, 32, 64, 3) and np.isfinite(images).all()
 
 
+def test_depth_model_takes_latents_and_depth_as_sd2_depth(trained):
+    project, _ = trained
+    index = json.loads((project / OUT_DEPTH / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionDepth2ImgPipeline"
+    assert index.get("depth_estimator", [None])[0] is None  # depth comes from the manifests
+    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(project / OUT_DEPTH, local_files_only=True,
+                                                            depth_estimator=None, feature_extractor=None)  # fmt: skip
+    assert pipe.unet.config.in_channels == 5 and pipe.unet.config.out_channels == 4  # latents + depth -> noise
+    for part in ("vae", "text_encoder"):  # shared with the text-to-image model: trained once
+        assert _weights(project / OUT / part) == _weights(project / OUT_DEPTH / part)
+    assert read_vocabulary(project / OUT_DEPTH) == {"sunny", "fog/mist", "stormy"}
+
+
+def _weights(folder: Path) -> bytes:
+    return next(folder.glob("*.safetensors")).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def depth_inputs(trained) -> tuple:
+    """The trained depth model through the synthesize stage's loader, and one world source row with its depth."""
+    project, _ = trained
+    build_domain("s", {"format": "world", "city": "a", "condition": "clear", "splits": {"train": 1}},
+                 {"seed": 0, "height": 64, "width": 128}, project / "data/domains/s")  # fmt: skip
+    source = read_manifest(project / "data/domains/s/train.parquet").to_dict("records")[0]
+    settings = check({"model": str(project / OUT_DEPTH), "revision": None, "mode": "depth2img", "height": 32,
+                      "width": 64, "steps": 10, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 1,
+                      "dtype": "auto", "compile": False, "shard_size": 4, "sheet": {"images": 1, "tile_height": 32}})  # fmt: skip
+    pipe = load_pipeline(find_weights(settings.model), settings, torch.device("cpu"))
+    row = {"prompt": "A high quality photo; europe; City, car, road, fog/mist", "negative_prompt": "", "seed": 7}
+    return pipe, settings, row, source
+
+
+def test_depth_model_synthesizes_from_the_manifest_depth(depth_inputs):
+    pipe, settings, row, source = depth_inputs
+    assert source["depth"].endswith(".png")
+    image = generate(pipe, settings, [row], [source])[0]
+    assert image.shape == (64, 128, 3) and image.dtype == np.uint8  # resized back to the source's size
+    assert image.std() > 1  # not a blank image
+
+
+def test_changing_the_depth_map_changes_the_layout(depth_inputs, tmp_path):
+    """One seed and prompt, two depth maps (the source's and its mirror image): the images differ, and only through
+    the depth input: with its conv_in weights zeroed, the two are the same."""
+    pipe, settings, row, source = depth_inputs
+    mirrored = tmp_path / "mirrored.png"
+    cv2.imwrite(str(mirrored), cv2.imread(source["depth"], cv2.IMREAD_UNCHANGED)[:, ::-1])
+    sources = [source, {**source, "depth": str(mirrored)}]
+    first, second = (generate(pipe, settings, [row], [s])[0].astype(int) for s in sources)
+    assert np.abs(first - second).mean() > 0.25, np.abs(first - second).mean()  # levels of 255, tiny model
+    weight = pipe.unet.conv_in.weight
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight[:, 4:] = 0
+    try:
+        blind = [generate(pipe, settings, [row], [s])[0] for s in sources]
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+    assert np.array_equal(blind[0], blind[1])
+
+
 def test_stage_logs_the_loss_and_draws_a_sheet_per_condition(trained):
     project, _ = trained
     loss = pd.read_csv(project / LOSS)
     assert list(loss.columns) == ["step", "phase", "loss"]
-    assert loss["step"].is_monotonic_increasing and loss["step"].iloc[-1] == TINY["vae_steps"] + TINY["unet_steps"]
+    assert loss["step"].is_monotonic_increasing
+    assert loss["step"].iloc[-1] == TINY["vae_steps"] + TINY["unet_steps"] + TINY["depth_steps"]
     assert loss.loc[loss["phase"] == "vae", "step"].max() == TINY["vae_steps"]
+    assert loss.loc[loss["phase"] == "unet", "step"].max() == TINY["vae_steps"] + TINY["unet_steps"]
     unet = loss.loc[loss["phase"] == "unet", "loss"].to_numpy()
     quarter = max(1, len(unet) // 4)
     assert unet[-quarter:].mean() < unet[:quarter].mean()
     sheets = sorted(p.name for p in (project / SAMPLES).iterdir())
     assert sheets == ["fog-mist.png", "stormy.png", "sunny.png"]
     sheet = cv2.imread(str(project / SAMPLES / "fog-mist.png"))
-    assert sheet.shape[0] == 2 * (128 + 2)  # a corpus row and a samples row of 128 px tiles
+    # rows of 128 px tiles: corpus image and VAE, text-to-image, held-out streets, depth-to-image at 3 strengths
+    assert sheet.shape[0] == 6 * (128 + 2)
     assert not [p for p in project.rglob(".*.tmp")]
 
 
@@ -150,8 +222,9 @@ def test_stage_skips_when_synthesis_uses_other_weights(tmp_path, monkeypatch):
     write_params({**PARAMS, "synthesize": {"model": "stabilityai/stable-diffusion-2-base"}})
     summary = stage.run()
     assert summary.startswith("skipped: synthesize.model is 'stabilityai/stable-diffusion-2-base'")
-    assert [p.name for p in OUT.iterdir()] == ["README.md"]
-    assert "stabilityai/stable-diffusion-2-base" in (OUT / "README.md").read_text()
+    for out in (OUT, OUT_DEPTH):
+        assert [p.name for p in out.iterdir()] == ["README.md"]
+        assert "stabilityai/stable-diffusion-2-base" in (out / "README.md").read_text()
     assert SAMPLES.is_dir() and not list(SAMPLES.iterdir())
     assert LOSS.read_text() == "step,phase,loss\n"
 
@@ -182,6 +255,10 @@ def _with(path: tuple[str, ...], value) -> dict:
         pytest.param(("generator", "size", "height"), 30,
                      ["generator.size", "30x64", "multiples of 8"], id="indivisible-size"),
         pytest.param(("generator", "samples"), 0, ["generator.samples", "not a positive integer"], id="no-samples"),
+        pytest.param(("generator", "size", "unet_attention"), [True], ["generator.size.unet_attention",
+                     "[True] is not one true/false per UNet level", "a list of 2 booleans"], id="attention-levels"),
+        pytest.param(("generator", "size", "vae_attention"), "no", ["generator.size.vae_attention",
+                     "'no' is not true or false"], id="vae-attention-not-a-flag"),
     ],
 )  # fmt: skip
 def test_bad_settings_exit_2_and_write_nothing(tmp_path, monkeypatch, path, value, expected):

@@ -59,8 +59,8 @@ def project(root: Path, metrics: dict | None, full: bool = True) -> Path:
     if not full:
         return root
     for name in ["seg/per_class.png", "seg/gallery/src.png", "seg/gallery/fog.png", "seg/gallery/night.png",
-                 "det/gallery/src.png", "det/gallery/fog.png", "synthesize/fog-mist.png", "synthesize/night.png",
-                 "filter/sheet.png", "filter/histograms.png"]:  # fmt: skip
+                 "det/gallery/src.png", "det/gallery/fog.png", "synthesize/sheets/fog-mist.png",
+                 "synthesize/sheets/night.png", "synthesize/layout.png", "filter/sheet.png", "filter/histograms.png"]:  # fmt: skip
         png(reports / name)
     conditions = ["fog/mist", "night", "fog/mist", "night", "fog/mist"]
     ids = [f"{i:06d}" for i in range(len(conditions))]
@@ -169,8 +169,8 @@ def test_report_page_loads_every_image_and_holds_every_score(tmp_path, monkeypat
     page = Dom(dom)
     sources = {img["src"] for img in page.images}
     assert {"report/domain_gap_seg.png", "report/domain_gap_det.png", "report/curves_seg.png", "report/curves_det.png",
-            "seg/per_class.png", "seg/gallery/fog.png", "det/gallery/src.png", "synthesize/fog-mist.png",
-            "filter/sheet.png"} <= sources  # fmt: skip
+            "seg/per_class.png", "seg/gallery/fog.png", "det/gallery/src.png", "synthesize/sheets/fog-mist.png",
+            "synthesize/layout.png", "filter/sheet.png"} <= sources  # fmt: skip
     assert sorted(p.name for p in (reports / "report").iterdir()) == [
         "curves_det.png", "curves_seg.png", "domain_gap_det.png", "domain_gap_seg.png"]  # the stale file is gone
     html = (reports / "index.html").read_text()

@@ -64,6 +64,7 @@ CASES = [
     (["prompts"], {}, (), "data/domains/src/train.parquet", "dgsynth data"),
     (["generator"], {"generator.seed": "abc"}, (), "generator.seed", "whole number"),
     (["generator"], {"generator.size.vae_steps": "abc"}, (), "generator.size.vae_steps", "whole number"),
+    (["generator"], {"generator.size.depth_steps": 0}, (), "generator.size.depth_steps", "whole number >= 1"),
     (["generator"], {"generator.size.lr": "abc"}, (), "generator.size.lr", "positive number"),
     (["generator"], {"generator.size.unet": 8}, (), "generator.size.unet", "list"),
     (["generator"], {"generator": DELETE}, (), "no `generator` section", "add a `generator:` section"),

@@ -27,10 +27,10 @@ from typer.testing import CliRunner
 from pipeline.domains import build_domain
 from pipeline.manifest import read_manifest
 from pipeline.prompts import build_prompts, read_prompts, write_prompts
-from pipeline.sd import Sizes, build_components, save_pipeline, write_vocabulary
+from pipeline.sd import Sizes, build_components, save_depth_pipeline, save_pipeline, write_vocabulary
 from pipeline.synthesis import check, find_weights, generate, load_pipeline, shards
 from pipeline.synthesis import generation
-from pipeline.synthesis.depth import estimate_depth, inverse_depth
+from pipeline.synthesis.depth import condition, estimate_depth, inverse_depth
 from pipeline.synthesis.model import looks_local
 from pipeline.synthesis.ranks import Ranks
 from pipeline.sheets import slug
@@ -70,7 +70,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny random models: plain (4-channel UNet) and depth (5 channels: latents + depth)."""
     root = tmp_path_factory.mktemp("models")
     return {"plain": save_pipeline(build_components(TINY), root / "plain"),
-            "depth": save_pipeline(build_components(Sizes(**{**TINY.__dict__, "unet_in_channels": 5})), root / "depth")}  # fmt: skip
+            "depth": save_depth_pipeline(build_components(Sizes(**{**TINY.__dict__, "unet_in_channels": 5})),
+                                         root / "depth")}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_outputs_of_each_mode(project, models, mode):
     configure(mode=mode, model=model)
     summary = synthesize_ok()
     assert summary.startswith(f"wrote data/synthetic: 12 {mode} images in 3 shards (made 12 (")
-    assert summary.endswith("kept 0); reports/synthesize: 3 contact sheets")
+    assert summary.endswith("kept 0); reports/synthesize/sheets: 3 contact sheets")
 
     prompts = read_prompts("data/prompts.parquet")
     source = read_manifest("data/domains/s/train.parquet").set_index("id")
@@ -152,9 +153,9 @@ def test_outputs_of_each_mode(project, models, mode):
             assert pd.isna(made["strength"]) and made["label"] is None and made["boxes"] is None
     assert len(set(files[n] for n in files if not n.endswith(("_label.png", ".parquet")))) == 12  # all different
 
-    sheets = sorted(p.name for p in Path("reports/synthesize").iterdir())
+    sheets = sorted(p.name for p in Path("reports/synthesize/sheets").iterdir())
     assert sheets == ["fog-mist.png", "night-darkness.png", "rain.png"]
-    sheet = cv2.imread("reports/synthesize/rain.png")
+    sheet = cv2.imread("reports/synthesize/sheets/rain.png")
     rows = 3 if labeled else 1  # generated; source; label overlay
     assert sheet.shape[0] == rows * (48 + 2)
 
@@ -209,6 +210,16 @@ def test_an_image_is_the_same_alone_or_in_a_batch(models, inputs, mode):
 def test_inverse_depth(tmp_path):
     cv2.imwrite(str(tmp_path / "depth.png"), np.array([[0, 100, 200, 400]], np.uint16))  # centimetres
     assert inverse_depth(str(tmp_path / "depth.png"), 1, 4).tolist() == [[0.0, 1.0, 0.5, 0.25]]  # 0: unknown, far
+
+
+def test_depth_condition_is_what_the_pipeline_feeds_the_unet(models):
+    """The generator trains its depth UNet on `condition`'s maps: they must equal the depth2img pipeline's own."""
+    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(models["depth"], local_files_only=True)
+    depth = torch.rand(2, 32, 64, generator=torch.Generator().manual_seed(0)) * 3
+    ours = condition(depth, pipe.vae_scale_factor)
+    theirs = pipe.prepare_depth_map(torch.zeros(2, 3, 32, 64), depth, 2, False, torch.float32, torch.device("cpu"))
+    assert ours.shape == (2, 1, 32 // pipe.vae_scale_factor, 64 // pipe.vae_scale_factor)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def test_depth2img_uses_the_manifest_depth(models, inputs, tmp_path):
@@ -371,7 +382,7 @@ def _fails(*fragments: str) -> None:
     for fragment in fragments:
         assert fragment in result.stderr
     assert "Traceback" not in result.output
-    assert not OUT.exists() and not Path("reports/synthesize").exists()
+    assert not OUT.exists() and not Path("reports/synthesize/sheets").exists()
 
 
 def test_missing_local_model_says_to_run_the_generator(project):

@@ -4,7 +4,10 @@
   source validation images' distances, so that 'far' reads against what real source images score;
 - `conditions`: images, kept and rejected per condition (a DVC bar plot);
 - `sheet`: rows of the most typical synthetic images, the kept images farthest from the source, and the rejected ones
-  per reason, farthest first, one image per condition in a row.
+  per reason, farthest first, one image per condition in a row;
+- `layout` and `layout_figure`: how well the synthetic images still fit the labels they reuse, per condition: the
+  source model's mean per-image mIoU on them relative to its mean on real source validation images (1: as well as a
+  real image; every synthetic image is counted, kept or not).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipeline.sheets import contact_sheet, read_rgb, write_png  # noqa: E402
 
 SOURCE = "source (val)"
 REASONS = ("far", "near", "inconsistent")
+LAYOUT_AIM = 0.7  # the share of the real images' mIoU that synthetic images should keep (a line on the figure)
 
 
 def histograms(rows: pd.DataFrame, score: str, path: Path) -> None:
@@ -74,3 +78,40 @@ def sheet(rows: pd.DataFrame, images: dict[str, str], score: str, count: int, pa
             picks.append((f"rejected:\n{reason} ({len(rejected)})", spread(rejected, reason != "near")))
     picked = [(title, [read_rgb(images[i]) for i in group["id"]]) for title, group in picks if len(group)]
     write_png(contact_sheet(picked, tile_height=tile_height), path)
+
+
+def layout(rows: pd.DataFrame) -> dict:
+    """Mean per-image mIoU of the real source val images and of the synthetic images, overall and per condition, and
+    each relative to the real one; empty where the reference gives no mIoU (a detector, or unlabeled txt2img)."""
+    real = rows.loc[rows["condition"] == SOURCE, "miou"].mean()
+    synthetic = rows[(rows["condition"] != SOURCE) & rows["miou"].notna()]
+    if np.isnan(real) or synthetic.empty:
+        return {}
+
+    def entry(mious: pd.Series) -> dict:
+        return {"miou": round(float(mious.mean()), 2), "relative": round(float(mious.mean() / real), 4),
+                "images": int(len(mious))}  # fmt: skip
+
+    by_condition = {str(c): entry(group["miou"]) for c, group in synthetic.groupby("condition")}
+    return {"real_miou": round(float(real), 2), **entry(synthetic["miou"]), "conditions": by_condition}
+
+
+def layout_figure(summary: dict, path: Path) -> None:
+    """A bar per condition (and all): synthetic-vs-label mIoU relative to real images, with the aim as a line."""
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(summary.get("conditions", {})) + 1.6))
+    if summary:
+        names = ["all", *summary["conditions"]]
+        values = [summary["relative"], *(c["relative"] for c in summary["conditions"].values())]
+        ax.barh(names[::-1], values[::-1], color=["tab:blue"] * (len(names) - 1) + ["tab:gray"])
+        ax.axvline(1.0, color="0.3", lw=1, label=f"real source val ({summary['real_miou']:.1f} mIoU)")
+        ax.axvline(LAYOUT_AIM, color="tab:red", lw=1, ls="--", label=f"aim: {LAYOUT_AIM:.0%} of real")
+        ax.set_xlim(0, max(1.05, *values))
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no per-image mIoU: the reference is a detector, or the images have no labels",
+                ha="center", va="center")  # fmt: skip
+    ax.set_xlabel("source model's mIoU on synthetic images vs their reused labels, relative to real images")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)

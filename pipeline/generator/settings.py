@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from pipeline.domains import check_condition
-from pipeline.errors import InputError, check_keys, number, whole
+from pipeline.errors import InputError, check_keys, flag, number, whole
 from pipeline.sd import Sizes
 
 # One attention head per block: at these widths, 8 heads of 4-8 channels make attention 5-10x slower on a CPU.
@@ -22,15 +22,19 @@ class Size:
     batch: int
     vae_steps: int
     unet_steps: int
+    depth_steps: int  # fine-tuning steps of the depth UNet (SD 2 depth's architecture), after the text-to-image UNet
     lr: float
     unet: tuple[int, ...]  # UNet channels per level
+    unet_attention: tuple[bool, ...]  # attention (text and self) per UNet level
     vae: tuple[int, ...]  # VAE channels per level; each level after the first halves the resolution
+    vae_attention: bool  # self-attention in the VAE's middle block
     text_width: int
     text_layers: int
 
     def architecture(self) -> Sizes:
         return Sizes(unet=self.unet, vae=self.vae, text_width=self.text_width, text_layers=self.text_layers,
-                     attention_head_dim=HEADS)  # fmt: skip
+                     attention_head_dim=HEADS, vae_attention=self.vae_attention,
+                     unet_attention=self.unet_attention)  # fmt: skip
 
     @property
     def factor(self) -> int:
@@ -67,6 +71,13 @@ def load_size(cfg: dict) -> Size:
         key = f"generator.size.{field.name}"
         if field.name == "lr":
             number(spec["lr"], key, positive=True)
+        elif field.name == "vae_attention":
+            flag(spec[field.name], key)
+        elif field.name == "unet_attention":
+            value, levels = spec[field.name], len(spec["unet"])
+            if not isinstance(value, list) or len(value) != levels or not all(isinstance(v, bool) for v in value):
+                raise InputError(f"params.yaml {key}", f"{value!r} is not one true/false per UNet level",
+                                 f"set {key} to a list of {levels} booleans, one per generator.size.unet level")  # fmt: skip
         elif field.name in ("unet", "vae"):
             if not isinstance(spec[field.name], list) or not spec[field.name]:
                 raise InputError(f"params.yaml {key}", f"{spec[field.name]!r} is not a list of channel counts",

@@ -4,8 +4,11 @@ Phase 1 trains the VAE to reconstruct the corpus (pixel MSE, which learns colour
 steps, and a small KL term; no GAN),
 then sets its latent scale the way SD did (scaling_factor = 1 / std of the latents) and encodes the corpus once.
 Phase 2 trains the UNet and the CLIP text encoder together to predict the noise added to those latents under the
-DDPM schedule, with captions dropped to "" one time in ten for classifier-free guidance. Everything draws from
-one seeded generator, so a run is reproducible; the loss of every few steps goes to a `LossLog`.
+DDPM schedule, with captions dropped to "" one time in ten for classifier-free guidance.
+Phase 3 makes the depth model as SD 2 depth was made from SD 2 base: a copy of the UNet with one more input channel
+(zero-initialised, so it starts as the text-to-image model) is fine-tuned on the same loss with each image's depth
+map beside its noised latents, scaled as the depth-to-image pipeline scales it; the text encoder stays frozen.
+Everything draws from one seeded generator, so a run is reproducible; the loss of every few steps goes to a `LossLog`.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import trange
 
 from pipeline.atomic import atomic_path
 from pipeline.generator.corpus import Corpus
 from pipeline.generator.settings import Size
+from pipeline.sd import with_depth_input
+from pipeline.synthesis.depth import condition
 
 KL_WEIGHT = 1e-6  # on the KL summed over a latent, against MSE averaged over pixels: a near-free latent, as in SD
 # A fresh encoder's posterior has std 1, so its samples bury the signal early on; trained SD VAEs end far narrower.
@@ -131,8 +137,11 @@ def encode(vae, images: np.ndarray, batch: int, generator: torch.Generator) -> t
 
 
 def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], captions: list[str], steps: int,
-               batch: int, lr: float, generator: torch.Generator, log: LossLog, first_step: int = 1) -> None:  # fmt: skip
-    """Phase 2: fit the UNet and the text encoder to predict the noise in noised latents, given the captions."""
+               batch: int, lr: float, generator: torch.Generator, log: LossLog, first_step: int = 1,
+               depth: torch.Tensor | None = None) -> None:  # fmt: skip
+    """Phase 2: fit the UNet and the text encoder to predict the noise in noised latents, given the captions.
+    Phase 3, with `depth` (N x 1 x h x w, `pipeline.synthesis.depth.condition`): fit a depth UNet (5 input
+    channels) to the same, the depth map beside the noised latents, the text encoder frozen."""
     unet, text_encoder, tokenizer = components["unet"], components["text_encoder"], components["tokenizer"]
     scheduler, scale = components["scheduler"], components["vae"].config.scaling_factor
     tokenize = lambda texts: tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,  # noqa: E731
@@ -148,16 +157,25 @@ def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], cap
         noise = torch.randn(x0.shape, generator=generator)
         noise += OFFSET_NOISE * torch.randn((batch, x0.shape[1], 1, 1), generator=generator)
         t = torch.randint(scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        prediction = unet(scheduler.add_noise(x0, noise, t), t, text_encoder(tokens)[0]).sample
+        noised = scheduler.add_noise(x0, noise, t)
+        if depth is not None:
+            noised = torch.cat([noised, depth[index]], dim=1)
+        with torch.set_grad_enabled(depth is None):
+            states = text_encoder(tokens)[0]
+        prediction = unet(noised, t, states).sample
         snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
         weight = snr.clamp(max=MIN_SNR_GAMMA) / snr
         return (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
 
-    _fit("unet", [unet, text_encoder], batch_loss, steps, lr, log, first_step)
+    if depth is None:
+        _fit("unet", [unet, text_encoder], batch_loss, steps, lr, log, first_step)
+    else:
+        _fit("depth", [unet], batch_loss, steps, lr, log, first_step)
 
 
-def train(components: dict, corpus: Corpus, size: Size, seed: int) -> LossLog:
-    """Both phases on all cores (or OMP_NUM_THREADS); the components are trained in place."""
+def train(components: dict, corpus: Corpus, size: Size, seed: int) -> tuple[LossLog, UNet2DConditionModel]:
+    """The three phases on all cores (or OMP_NUM_THREADS): the components are trained in place; returns the loss
+    log and the depth UNet."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     generator = torch.Generator().manual_seed(seed)
     log = LossLog()
@@ -165,4 +183,8 @@ def train(components: dict, corpus: Corpus, size: Size, seed: int) -> LossLog:
     latents = encode(components["vae"], corpus.images, 4 * size.batch, generator)
     train_unet(components, latents, corpus.captions, size.unet_steps, size.batch, size.lr, generator, log,
                first_step=size.vae_steps + 1)  # fmt: skip
-    return log
+    depth_unet = with_depth_input(components["unet"])
+    train_unet({**components, "unet": depth_unet}, latents, corpus.captions, size.depth_steps, size.batch, size.lr,
+               generator, log, first_step=size.vae_steps + size.unet_steps + 1,
+               depth=condition(torch.from_numpy(corpus.depth), size.factor))  # fmt: skip
+    return log, depth_unet

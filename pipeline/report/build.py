@@ -64,7 +64,8 @@ def _page(root: Path, title: str, tables: list[Table], samples: int, domains: li
     heatmap = page.figure(reports / "seg" / "per_class.png", "Segmentation: IoU per class on the targets")
     page.add("per-class", "Per-class scores", heatmap)
     rows = by_condition(root / "data" / "prompts.parquet", reports / "filter" / "scores.csv", samples)
-    page.add("samples", "Synthetic samples", html.samples(page, reports / "synthesize", rows))
+    fit = page.figure(reports / "synthesize" / "layout.png", "synthetic images vs the labels they reuse, per condition")
+    page.add("samples", "Synthetic samples", fit + html.samples(page, reports / "synthesize" / "sheets", rows))
     page.add("filter", "Filter: kept vs rejected", html.filtering(page, reports / "filter"))
     folders = {name: reports / task / "gallery" for task, name in TASKS.items()}
     page.add("galleries", "Prediction galleries", html.galleries(page, folders, domains))

@@ -69,7 +69,7 @@ def results(tables: list[Table]) -> str:
 
 
 def samples(page: Page, sheets: Path, rows: dict[str, pd.DataFrame]) -> str:
-    """Per condition: its contact sheet (reports/synthesize/<condition>.png) and its rows of prompts and scores;
+    """Per condition: its contact sheet (reports/synthesize/sheets/<condition>.png) and its rows of prompts and scores;
     the conditions of `rows`, else those of the sheets on disk."""
     conditions = list(rows) or [p.stem for p in sorted(sheets.glob("*.png"))]
     parts = [f"<h3>{escape(c)}</h3>{page.figure(sheets / f'{slug(c)}.png', f'synthetic images: {c}')}"

@@ -1,6 +1,7 @@
 """Find the weights and load the Stable Diffusion pipeline of a mode, set up for the device.
 
-`synthesize.model` is a local diffusers folder (the embedded generator, models/generator) or a hub id. A hub id is
+`synthesize.model` is a local diffusers folder (the embedded generator: models/generator-depth for depth2img,
+models/generator for txt2img and img2img) or a hub id. A hub id is
 looked up in the Hugging Face cache first and downloaded only when it is not there and HF_HUB_OFFLINE is unset;
 either way it ends as a snapshot folder, whose name is the commit, and loads with `local_files_only=True`.
 """
@@ -79,8 +80,8 @@ def find_weights(model: str, revision: str | None = None) -> Weights:
         return Weights(model, Path(model).expanduser(), None)
     if looks_local(model):
         raise InputError(where, f"no model folder {model!r}",
-                         "run `dvc repro generator` (it writes models/generator), or point synthesize.model at a "
-                         "diffusers folder or a hub id")  # fmt: skip
+                         "run `dvc repro generator` (it writes models/generator and models/generator-depth), or point "
+                         "synthesize.model at a diffusers folder or a hub id")  # fmt: skip
     cache = constants.HF_HUB_CACHE
     try:
         folder = DiffusionPipeline.download(model, revision=revision, cache_dir=cache, local_files_only=True)
@@ -111,7 +112,8 @@ def check_unet(weights: Weights, mode: str) -> None:
     if mode == "depth2img" and channels != LATENT_CHANNELS + 1:
         raise InputError("params.yaml synthesize.model", f"{weights.model}'s UNet takes {channels} input channels; "
                          "depth2img needs a depth model (latents + depth: 5)",
-                         f"point synthesize.model at a depth model such as {DEPTH_MODEL}, or use mode img2img")  # fmt: skip
+                         f"point synthesize.model at a depth model such as {DEPTH_MODEL} or models/generator-depth, or "
+                         "use mode img2img")  # fmt: skip
     if mode != "depth2img" and channels != LATENT_CHANNELS:
         raise InputError("params.yaml synthesize.model", f"{weights.model}'s UNet takes {channels} input channels; "
                          f"{mode} needs a plain text-to-image model ({LATENT_CHANNELS})",
