@@ -6,13 +6,14 @@ synthesis takes:
 
 - real: the image as it is;
 - resized HxW: down to HxW and back up to the source size (what the generation resolution alone costs);
-- vae (with any --modes): through the generator's VAE (its latent mean) at the synthesis size and back (what the latent space costs);
+- vae (with any --modes): through the generator's VAE (its latent mean) at the synthesis size and back (what the
+  latent space costs);
 - img2img / depth2img at a strength: the synthesize stage's generation, with the prompt stage's grammar over these
   images and the `synthesize` settings of params.yaml, with models/generator and models/generator-depth.
 
 Reads models/seg/source-s0 (or --model), the source's val manifest, params.yaml; prints a table (each row also
-relative to real) and writes reports/bench/layout.json (or --out). Tuning the synthesis strength on these numbers uses the source
-validation split only, never a target domain.
+relative to real) and writes reports/bench/layout.json (or --out). Tuning the synthesis strength on these numbers
+uses the source validation split only, never a target domain.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from diffusers import AutoencoderKL
 from provenance import commit
 from tqdm import tqdm
 
@@ -82,8 +84,7 @@ def main() -> None:
             height, width = map(int, size.split("x"))
             measure(f"resized {size}", [resize(resize(s, height, width), *s.shape[:2]) for s in sources])
         if args.modes:
-            img2img = check({**cfg, "mode": "img2img", "model": MODELS["img2img"]})
-            vae = load_pipeline(find_weights(img2img.model), img2img, torch.device("cpu")).vae
+            vae = AutoencoderKL.from_pretrained(Path(MODELS["img2img"]) / "vae", local_files_only=True)
             measure("vae", [resize(reconstruct(vae, resize(s, cfg["height"], cfg["width"])), *s.shape[:2])
                             for s in sources])  # fmt: skip
         for mode in args.modes:

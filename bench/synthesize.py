@@ -45,7 +45,7 @@ from pipeline.sheets import read_rgb
 from pipeline.synthesis import check, find_weights, generate, load_pipeline
 from pipeline.synthesis.depth import inverse_depth
 from pipeline.synthesis.images import resize
-from pipeline.synthesis.model import PIPELINES, Weights, pick_dtype
+from pipeline.synthesis.model import PIPELINES, Weights, components_to_skip, pick_dtype
 from pipeline.synthesis.run import read_sources, records
 
 PROMPTS = Path("data/prompts.parquet")
@@ -208,10 +208,8 @@ def main() -> None:
     our_scheduler = ours.scheduler
     del ours
 
-    extra = {"safety_checker": None}
-    if settings.mode == "depth2img":
-        extra = {} if weights.has_depth_estimator else {"depth_estimator": None, "feature_extractor": None}
-    plain = PIPELINES[settings.mode].from_pretrained(weights.folder, local_files_only=True, **extra)
+    plain = PIPELINES[settings.mode].from_pretrained(weights.folder, local_files_only=True,
+                                                     **components_to_skip(weights, settings.mode))  # fmt: skip
     plain.set_progress_bar_config(disable=True)
     plain.to(device)
     default_scheduler = plain.scheduler
@@ -226,7 +224,8 @@ def main() -> None:
             start = resize(read_rgb(source["image"]), settings.height, settings.width)
             inputs |= {"image": Image.fromarray(start), "strength": settings.strength}
         if settings.mode == "depth2img" and source["depth"] is not None:
-            inputs["depth_map"] = torch.from_numpy(inverse_depth(source["depth"], settings.height, settings.width))[None]
+            depth = inverse_depth(source["depth"], settings.height, settings.width)
+            inputs["depth_map"] = torch.from_numpy(depth)[None]
         plain(**inputs, **options)
 
     results["plain"] = _rate(one_by_one, items, 1)

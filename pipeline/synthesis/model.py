@@ -136,6 +136,14 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+def components_to_skip(weights: Weights, mode: str) -> dict:
+    """`from_pretrained` arguments for the components a mode's pipeline goes without: no safety checker, and no depth
+    estimator for a depth model that lacks one (depth comes from the manifests)."""
+    if mode != "depth2img":
+        return {"safety_checker": None, "requires_safety_checker": False}
+    return {} if weights.has_depth_estimator else {"depth_estimator": None, "feature_extractor": None}
+
+
 def load_pipeline(weights: Weights, settings: Settings, device: torch.device) -> DiffusionPipeline:
     """The pipeline of `settings.mode` with its scheduler, on `device`, safety checker and progress bar off.
 
@@ -143,9 +151,7 @@ def load_pipeline(weights: Weights, settings: Settings, device: torch.device) ->
     and VAE use channels-last memory, and `settings.compile` compiles the UNet.
     """
     cls = PIPELINES[settings.mode]
-    extra = {} if settings.mode == "depth2img" else {"safety_checker": None, "requires_safety_checker": False}
-    if settings.mode == "depth2img" and not weights.has_depth_estimator:
-        extra = {"depth_estimator": None, "feature_extractor": None}  # depth comes from the manifests
+    extra = components_to_skip(weights, settings.mode)
     pipe = cls.from_pretrained(weights.folder, local_files_only=True, dtype=pick_dtype(settings.dtype, device),
                                **extra)  # fmt: skip
     if settings.scheduler != "model":
