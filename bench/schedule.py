@@ -1,0 +1,98 @@
+"""Benchmark: is the default schedule long enough? The source validation mIoU of segmentation runs during training.
+
+    python bench/schedule.py [--method source ...] [--iters 300 900] [--every 50]
+
+Each (method, iters) trains with params.yaml's `train` settings (its warm-up, then poly decay to zero at `iters`, as
+`dvc exp run -S train.common.iters=N` would) on the real source manifest, seed 0, and scores the model on the source domain's validation split every
+`every` iterations (the only split it may be tuned on; no target domain is read). A curve that still rises at the
+default's 300 iterations says the default stops before convergence. Writes reports/bench/schedule.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+from pipeline import mm
+from pipeline.seg.evaluate import evaluate
+from pipeline.training.settings import load_settings
+from stages.train import task_of
+
+OUT = Path("reports/bench/schedule.json")
+
+
+@HOOKS.register_module()
+class SourceValidation(Hook):
+    """Every `interval` iterations (and after the last) the model's mIoU on `manifest`, into `curve`."""
+
+    curve: list[dict] = []
+
+    def __init__(self, interval: int, manifest: str, scale: tuple[int, int]):
+        self.interval, self.manifest, self.scale = interval, Path(manifest), tuple(scale)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        step = runner.iter + 1
+        if step % self.interval and step != runner.max_iters:
+            return
+        runner.model.eval()
+        scores = evaluate(runner.model, self.scale, self.manifest, batch=16)
+        runner.model.train()
+        SourceValidation.curve.append({"step": step, "mIoU": round(scores.miou, 2), "aAcc": round(scores.accuracy, 2)})
+        print(f"  {step:>5} iterations: source val mIoU {scores.miou:.2f}", flush=True)
+
+
+def curve(task, method: str, cfg: dict, source: Path, val: Path, iters: int, every: int) -> tuple[list[dict], float]:
+    """The validation curve of one run and its wall time, validations included."""
+    settings = load_settings({**cfg, "common": {**cfg["common"], "iters": iters,
+                                                "checkpoint_every": iters}}, method, task.methods)  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        config = task.runner_config(settings, 0, work, [str(source)], None, [], Path(work) / "curves")
+        config["custom_hooks"] = [*config["custom_hooks"], dict(type="SourceValidation", interval=every,
+                                                                manifest=str(val), scale=settings.scale)]  # fmt: skip
+        config["visualizer"] = dict(type=config["visualizer"]["type"])
+        SourceValidation.curve = []
+        start = time.perf_counter()
+        Runner.from_cfg(Config(config)).train()
+    return SourceValidation.curve, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", nargs="+", default=["source"], choices=("source", "source_aug"))
+    parser.add_argument("--iters", nargs="+", type=int, default=[300, 900])
+    parser.add_argument("--every", type=int, default=50)
+    args = parser.parse_args()
+    task = task_of("seg")
+    task.register()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    cfg = params["train"]
+    domain = Path("data/domains") / params["data"]["source"]
+    mm.setup()
+    runs = []
+    for method in args.method:
+        for iters in args.iters:
+            print(f"{method}, {iters} iterations", flush=True)
+            points, seconds = curve(task, method, cfg, domain / "train.parquet", domain / "val.parquet", iters,
+                                    args.every)  # fmt: skip
+            runs.append({"method": method, "iters": iters, "seconds_with_validation": round(seconds), "curve": points})
+    print(f"{'method':<12}{'iters':>6}  source val mIoU every {args.every} iterations")
+    for run in runs:
+        print(f"{run['method']:<12}{run['iters']:>6}  " + " ".join(f"{p['mIoU']:5.1f}" for p in run["curve"]))
+    report = {"arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"], "crop": cfg["common"]["crop"],
+              "seed": 0, "every": args.every, "runs": runs, "command": " ".join(["python", *sys.argv])}  # fmt: skip
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

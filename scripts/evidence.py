@@ -1,0 +1,130 @@
+"""Make the committed segmentation evidence, reports/evidence/seg-*.json: the default profile at three seeds, its
+ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), naive, DRSF and DIDEX on images made
+at DIDEX's strength 0.9, and every synthetic-data method with source_aug's augmentation. Each run leaves its
+`reports/metrics.json` (means and population stds over the seeds, per domain and target mean) as `<run>.json` and
+its per-seed scores (`reports/seg/scores.csv`) as `<run>-scores.csv`; then seg-variants.json puts every changed
+method beside the full method of seg-3seeds.json, as rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr,
+didex-strength-0.9, diga-augment), and the aims are checked (`aims`).
+
+Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
+in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,
+the generator, the synthetic images, seed 0) are not redone and this workspace stays as it is:
+
+    python scripts/evidence.py [--worktree ../dgsynth-evidence] [RUN ...]   # RUN: a name below; default all
+    python scripts/evidence.py --aims        # only check our aims against the committed seg-3seeds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = {"train.seeds": [0, 1, 2], "det.seeds": []}  # detection has its own evidence (det-3seeds.json)
+RUNS = {
+    "seg-3seeds": SEEDS,
+    "seg-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False},
+    "seg-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False},
+    "seg-no-filter": {**SEEDS, "train.methods": ["naive", "drsf"], "filter.enabled": False},
+    # DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
+    "seg-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9},
+    # source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
+    # does synthetic data add anything to it?
+    "seg-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True},
+}
+FULL = "seg-3seeds"
+SYNTHETIC_METHODS = ("naive", "drsf", "didex", "diga")
+
+
+def sh(*cmd: str, cwd: Path, env: dict | None = None) -> None:
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+
+
+def set_params(path: Path, overrides: dict) -> None:
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        section = params
+        for name in parents:
+            section = section[name]
+        section[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", help=f"some of: {', '.join(RUNS)} (default: all)")
+    parser.add_argument("--worktree", type=Path, default=ROOT.parent / "dgsynth-evidence")
+    parser.add_argument("--aims", action="store_true", help="only print the aims' check of seg-3seeds.json")
+    args = parser.parse_args()
+    out = ROOT / "reports" / "evidence"
+    if args.aims:
+        print("\n".join(aims(json.loads((out / f"{FULL}.json").read_text())["seg"])))
+        return
+    unknown = [name for name in args.runs if name not in RUNS]
+    if unknown:
+        parser.error(f"unknown run {unknown[0]!r}: use some of {', '.join(RUNS)}")
+    tree = args.worktree.resolve()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(tree), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    if not tree.exists():
+        sh("git", "worktree", "add", "--detach", str(tree), "HEAD", cwd=ROOT)
+        sh("dvc", "config", "--local", "cache.dir", str(ROOT / ".dvc" / "cache"), cwd=tree, env=env)
+        sh("dvc", "checkout", "--quiet", cwd=tree, env=env)
+    for name in args.runs or list(RUNS):
+        start = time.perf_counter()
+        sh("git", "checkout", "--", "params.yaml", cwd=tree)
+        set_params(tree / "params.yaml", RUNS[name])
+        sh("dvc", "repro", "evaluate", cwd=tree, env=env)
+        shutil.copyfile(tree / "reports" / "metrics.json", out / f"{name}.json")
+        shutil.copyfile(tree / "reports" / "seg" / "scores.csv", out / f"{name}-scores.csv")
+        print(f"{name}: {out / f'{name}.json'} in {time.perf_counter() - start:.0f} s", flush=True)
+    (out / "seg-variants.json").write_text(json.dumps(variants(out), indent=1) + "\n")
+    print("\n".join(aims(json.loads((out / f"{FULL}.json").read_text())["seg"])))
+
+
+def aims(seg: dict) -> list[str]:
+    """Our three aims on the target mean, each with its numbers and whether it is met: the best synthetic-data
+    method at least +10 over source-only; every one above source_aug; DRSF above naive by more than two standard
+    deviations (the larger of the two methods' std over seeds)."""
+    mean = {m: seg[m]["target_mean"]["mIoU"] for m in seg}
+    std = {m: seg[m]["target_mean"]["mIoU_std"] for m in seg}
+    best = max(SYNTHETIC_METHODS, key=mean.get)
+    below = [m for m in SYNTHETIC_METHODS if mean[m] <= mean["source_aug"]]
+    gap, spread = mean["drsf"] - mean["naive"], 2 * max(std["drsf"], std["naive"])
+    verdict = {True: "met", False: "NOT met"}
+    return [f"best method {best}: {mean[best] - mean['source']:+.1f} over source-only (aim +10): "
+            f"{verdict[mean[best] - mean['source'] >= 10]}",
+            f"above source_aug ({mean['source_aug']:.1f}): {verdict[not below]}"
+            + (f" (below it: {', '.join(f'{m} {mean[m]:.1f}' for m in below)})" if below else ""),
+            f"drsf - naive = {gap:+.1f}, two stds {spread:.1f}: {verdict[gap > spread]}"]  # fmt: skip
+
+
+def variants(out: Path) -> dict:
+    """Source-only, then each changed method of the runs made so far after the full method's row, in
+    seg-3seeds.json's order."""
+    full = json.loads((out / f"{FULL}.json").read_text())["seg"]
+    changed = {}
+    for name in RUNS:
+        if name != FULL and (out / f"{name}.json").is_file():
+            for method, scores in json.loads((out / f"{name}.json").read_text())["seg"].items():
+                if method != "source":
+                    changed.setdefault(method, {})[f"{method}-{name.removeprefix('seg-')}"] = scores
+    table = {"source": full["source"]}
+    for method in full:
+        if method in changed:
+            table |= {method: full[method], **changed[method]}
+    return {"seg": table}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""scripts/evidence.py's own logic: the params a run changes, the table of variants it assembles from the runs'
+metrics files, and the aims' check (the runs themselves are the default profile's stages, tested elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from evidence import FULL, RUNS, aims, set_params, variants  # noqa: E402
+
+
+def scores(miou: float) -> dict:
+    return {"world_a_fog": {"mIoU": miou, "mIoU_std": 0.5}, "target_mean": {"mIoU": miou, "mIoU_std": 0.5}}
+
+
+def test_set_params_changes_nested_keys_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  seeds: [0]\n  drsf: {use_dfdr: true, mdsf_weight: 0.1}\n"
+                    "det: {seeds: [0]}\nfilter: {enabled: true}\n")  # fmt: skip
+    set_params(path, RUNS["seg-no-dfdr"])
+    params = yaml.safe_load(path.read_text())
+    assert params["train"]["seeds"] == [0, 1, 2]
+    assert params["train"]["methods"] == ["drsf"]
+    assert params["train"]["drsf"] == {"use_dfdr": False, "mdsf_weight": 0.1}
+    assert params["det"]["seeds"] == []
+    assert params["filter"] == {"enabled": True}
+
+
+def test_variants_put_each_changed_method_beside_the_full_one(tmp_path):
+    full = {"source": scores(10.0), "naive": scores(11.0), "drsf": scores(12.0), "didex": scores(13.0),
+            "diga": scores(14.0)}
+    (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
+    for name in RUNS:
+        if name != FULL:
+            methods = RUNS[name]["train.methods"]
+            run = {"source": scores(10.0), **{m: scores(20.0 + i) for i, m in enumerate(methods)}}
+            (tmp_path / f"{name}.json").write_text(json.dumps({"seg": run}))
+    table = variants(tmp_path)["seg"]
+    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment", "drsf",
+                           "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter", "drsf-strength-0.9", "drsf-augment",
+                           "didex", "didex-strength-0.9", "didex-augment", "diga", "diga-augment"]
+    assert table["drsf"] == full["drsf"] and table["didex"] == full["didex"]
+    assert table["drsf-no-dfdr"]["target_mean"]["mIoU"] == 20.0
+    assert table["drsf-no-filter"]["target_mean"]["mIoU"] == 21.0
+    assert table["didex-strength-0.9"]["target_mean"]["mIoU"] == 22.0
+
+
+def test_aims_are_checked_on_the_target_mean():
+    def method(mean: float, std: float) -> dict:
+        return {"world_a_fog": {"mIoU": 0.0, "mIoU_std": 0.0}, "target_mean": {"mIoU": mean, "mIoU_std": std}}
+
+    seg = {"source": method(10.0, 0.1), "source_aug": method(15.0, 0.2), "naive": method(16.0, 0.5),
+           "drsf": method(17.5, 0.4), "didex": method(20.0, 0.3), "diga": method(14.0, 0.2)}  # fmt: skip
+    assert aims(seg) == ["best method didex: +10.0 over source-only (aim +10): met",
+                         "above source_aug (15.0): NOT met (below it: diga 14.0)",
+                         "drsf - naive = +1.5, two stds 1.0: met"]  # fmt: skip
+    seg["drsf"] = method(16.9, 0.1)
+    assert aims(seg)[2] == "drsf - naive = +0.9, two stds 1.0: NOT met"
+
+
+def test_a_run_not_made_yet_is_left_out(tmp_path):
+    full = {m: scores(10.0) for m in ("source", "naive", "drsf", "didex", "diga")}
+    (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
+    (tmp_path / "seg-no-dfdr.json").write_text(json.dumps({"seg": {"source": scores(10.0), "drsf": scores(9.0)}}))
+    assert list(variants(tmp_path)["seg"]) == ["source", "drsf", "drsf-no-dfdr"]
