@@ -24,13 +24,11 @@ from pathlib import Path
 import yaml
 from mmengine.config import Config
 from mmengine.runner import Runner
+from runs import bench_config
 
 from pipeline import mm
-from pipeline.paired import synthetic_conditions
-from pipeline.training.settings import load_settings
 from stages.train import task_of
 
-SYNTHETIC = Path("data/synthetic/train.parquet")
 LOADERS = ("LoadImageFromFile", "LoadAnnotations")  # mmseg's and mmdet's: read and decode the files
 
 
@@ -63,14 +61,10 @@ def instrument(runner: Runner, totals: dict) -> None:
 
 def profile(task, method: str, cfg: dict, source: Path, iters: int, warmup: int) -> dict[str, float]:
     """Median seconds per phase over the iterations after `warmup`."""
-    common = {**cfg["common"], "iters": iters, "warmup": 1, "checkpoint_every": iters, "workers": 0}
-    settings = load_settings({**cfg, "common": common}, method, task.methods)
-    conditions = synthetic_conditions(str(SYNTHETIC)) if method in task.methods.paired else []
     per_iteration: list[dict] = []
     with tempfile.TemporaryDirectory() as work:
-        config = task.runner_config(settings, 0, work, [str(source)], str(SYNTHETIC), conditions,
-                                    Path(work) / "curves")  # fmt: skip
-        config["visualizer"] = dict(type=config["visualizer"]["type"])
+        config = bench_config(task, method, cfg, source, work, iters=iters, warmup=1, checkpoint_every=iters,
+                              workers=0)  # fmt: skip
         runner = Runner.from_cfg(Config(config))
         runner.train_loop  # noqa: B018  (the property builds the loop and its data loader)
         runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)  # as Runner.train does

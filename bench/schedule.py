@@ -3,9 +3,10 @@
     python bench/schedule.py [--method source ...] [--iters 300 900] [--every 50]
 
 Each (method, iters) trains with params.yaml's `train` settings (its warm-up, then poly decay to zero at `iters`, as
-`dvc exp run -S train.common.iters=N` would) on the real source manifest, seed 0, and scores the model on the source domain's validation split every
-`every` iterations (the only split it may be tuned on; no target domain is read). A curve that still rises at the
-default's 300 iterations says the default stops before convergence. Writes reports/bench/schedule.json.
+`dvc exp run -S train.common.iters=N` would) on the real source manifest, seed 0, and scores the model on the source
+domain's validation split every `every` iterations (the only split it may be tuned on; no target domain is read). A
+curve that still rises at the default's 300 iterations says the default stops before convergence. Writes
+reports/bench/schedule.json.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+from runs import bench_config
 
 from pipeline import mm
 from pipeline.seg.evaluate import evaluate
-from pipeline.training.settings import load_settings
 from stages.train import task_of
 
 OUT = Path("reports/bench/schedule.json")
@@ -53,13 +54,10 @@ class SourceValidation(Hook):
 
 def curve(task, method: str, cfg: dict, source: Path, val: Path, iters: int, every: int) -> tuple[list[dict], float]:
     """The validation curve of one run and its wall time, validations included."""
-    settings = load_settings({**cfg, "common": {**cfg["common"], "iters": iters,
-                                                "checkpoint_every": iters}}, method, task.methods)  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
-        config = task.runner_config(settings, 0, work, [str(source)], None, [], Path(work) / "curves")
+        config = bench_config(task, method, cfg, source, work, iters=iters, checkpoint_every=iters)
         config["custom_hooks"] = [*config["custom_hooks"], dict(type="SourceValidation", interval=every,
-                                                                manifest=str(val), scale=settings.scale)]  # fmt: skip
-        config["visualizer"] = dict(type=config["visualizer"]["type"])
+                                                                manifest=str(val), scale=cfg["common"]["scale"])]
         SourceValidation.curve = []
         start = time.perf_counter()
         Runner.from_cfg(Config(config)).train()

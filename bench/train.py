@@ -36,17 +36,15 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+from runs import bench_config
 
 from pipeline import mm
-from pipeline.paired import synthetic_conditions
-from pipeline.training.settings import load_settings
 from stages import merge
 from stages.train import task_of
 
 OUT = {"seg": Path("reports/bench/train.json"), "det": Path("reports/bench/train-det.json")}
 AMP_OUT = {"seg": Path("reports/bench/train-amp.json"), "det": Path("reports/bench/train-det-amp.json")}
 PAPER_ARCHS = {"seg": ("deeplabv2-r101", "segformer-b5"), "det": ("faster-rcnn-r101-c4",)}
-SYNTHETIC = Path("data/synthetic/train.parquet")
 
 
 @HOOKS.register_module()
@@ -74,15 +72,10 @@ def optim_wrapper(config: dict, precision: str) -> dict:
 
 def seconds_per_iteration(task, method: str, cfg: dict, source: Path, iters: int, warmup: int,
                           precision: str = "fp32") -> float:  # fmt: skip
-    settings = load_settings({**cfg, "common": {**cfg["common"], "iters": iters, "warmup": 1,
-                                                "checkpoint_every": iters}}, method, task.methods)  # fmt: skip
-    conditions = synthetic_conditions(str(SYNTHETIC)) if method in task.methods.paired else []
     with tempfile.TemporaryDirectory() as work:
-        config = task.runner_config(settings, 0, work, [str(source)], str(SYNTHETIC), conditions,
-                                    Path(work) / "curves")  # fmt: skip
+        config = bench_config(task, method, cfg, source, work, iters=iters, warmup=1, checkpoint_every=iters)
         config["optim_wrapper"] = optim_wrapper(config, precision)
         config["custom_hooks"] = [*config["custom_hooks"], dict(type="IterationClock")]
-        config["visualizer"] = dict(type=config["visualizer"]["type"])
         IterationClock.times = []
         Runner.from_cfg(Config(config)).train()
     return statistics.median(IterationClock.times[warmup:])

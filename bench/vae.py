@@ -6,7 +6,8 @@ Each variant (`channels per level:steps`, `:noattn` for no attention in the midd
 generator stage does (`pipeline.generator.train`) on the first `--images` corpus images at generator.size's height
 and width, then passes the source validation images through it (latent mean, decoded) at that size and back to the
 source size, and scores them with the source-only model (per-image mIoU against the source labels, as
-bench/layout.py does). Prints a table and writes reports/bench/vae.json: the mIoU relative to real images and the training seconds per variant.
+bench/layout.py does). Prints a table and writes reports/bench/vae.json: the mIoU relative to real images and the
+training seconds per variant.
 """
 
 from __future__ import annotations
