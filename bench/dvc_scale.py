@@ -3,18 +3,18 @@
     python bench/dvc_scale.py [--images 50000] [--shard-size 256] [--repeats 3] [--keep DIR]
 
 In a temporary git + DVC repo (outside the project), one stage has `data/synthetic` as its out, shaped as the
-synthesize stage writes it (`pipeline/synthesis/shards.py`: shard folders of `shard_size` images, each image with its
+synthesize stage writes it (`pipeline/synthesis/shards.py`: shards of `shard_size` images, each image with its
 img2img label, a manifest per shard, train.parquet); the images are 8x16 PNGs of random pixels, so no two files
-share a hash. Layouts: "files" is today's, one PNG per image and label; "packed" has the same PNG bytes in one
-uncompressed tar per shard (`shard-XXXXX.tar`) in place of the shard folder. The bench writes the files, records
-them with `dvc commit`, then times a no-op `dvc status` and a no-op `dvc repro` (the median of `--repeats` each).
+share a hash. Layouts: "packed" is the stage's, each shard's PNGs in one uncompressed tar (`shard-XXXXX.tar`, written
+by `pipeline.packed.pack`); "files" has the same PNG bytes as one file per image and label in a folder per shard
+(the stage's layout before it packed). The bench writes the files, records them with `dvc commit`, then times a
+no-op `dvc status` and a no-op `dvc repro` (the median of `--repeats` each).
 Target: both at most 3 s at 50,000 images. Prints a table and writes reports/bench/dvc_scale.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -22,7 +22,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.synthesis.shards import Shard, image_name, label_name, plan
+from pipeline import packed
+from pipeline.synthesis.shards import Shard, image_name, label_name, packed_name, plan
 from provenance import commit
 
 OUT = Path("reports/bench/dvc_scale.json")
@@ -77,16 +77,13 @@ def write_output(root: Path, layout: str, images: int, shard_size: int) -> int:
     root.mkdir(parents=True)
     for shard in shards:
         files = shard_files(shard, rng)
-        if layout == "files":
-            (root / shard.name).mkdir()
-            for name, data in files.items():
-                (root / name).write_bytes(data)
-        else:
-            with tarfile.open(root / f"{shard.name}.tar", "w", format=tarfile.PAX_FORMAT) as tar:
-                for name, data in files.items():
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+        (root / shard.name).mkdir()
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+        if layout == "packed":
+            packed.pack(root / shard.name, root / shard.archive)
+            shutil.rmtree(root / shard.name)
+            files = {packed_name(shard, name): data for name, data in files.items()}
         names = sorted(n for n in files if not n.endswith("_label.png"))
         pq.write_table(pa.table({"image": names, "label": [n[: -len(".png")] + "_label.png" for n in names]}),
                        root / shard.manifest)  # fmt: skip

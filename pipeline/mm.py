@@ -18,6 +18,9 @@ the code patches mm*. Call `setup()` before building a Runner.
   joining the process group, which fails without CUDA, and wraps the model in DDP with `device_ids=[LOCAL_RANK]`,
   which DDP refuses for a CPU model. `join_cpu_processes()` joins the gloo group first (the Runner then skips its own
   init), and `pipeline.training.runner` gives the CPU wrapper no `device_ids`.
+- The synthetic images are members of tar archives (`pipeline.packed`). mmcv's LoadImageFromFile and mmseg's
+  LoadAnnotations read through mmengine's file backends: `files()` is the `backend_args` the task configs give them,
+  naming a local backend that reads a path through an archive as the member (any other path as the file).
 """
 
 from __future__ import annotations
@@ -66,6 +69,25 @@ def setup() -> None:
             pass
 
     VISBACKENDS.register_module("GitFreeDVCLiveVisBackend", module=GitFreeDVCLiveVisBackend, force=True)
+
+
+def files() -> dict:
+    """The loaders' `backend_args`: mmengine's local file backend, reading archive members too."""
+    _register_packed_backend()
+    return {"backend": "dgsynth-packed"}
+
+
+@functools.cache
+def _register_packed_backend() -> None:
+    from mmengine.fileio import LocalBackend, register_backend
+
+    from pipeline.packed import read_bytes
+
+    class PackedBackend(LocalBackend):
+        def get(self, filepath) -> bytes:
+            return read_bytes(filepath)
+
+    register_backend("dgsynth-packed", PackedBackend, force=True)
 
 
 def join_cpu_processes() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline import packed
 from pipeline.atomic import atomic_path
 from pipeline.labels import colorize
 
@@ -50,10 +51,8 @@ def slug(condition: str) -> str:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"could not read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An image file, or an archive's member (`pipeline.packed`), as RGB."""
+    return cv2.cvtColor(packed.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def write_png(image: np.ndarray, path: str | Path) -> None:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from huggingface_hub import constants
 from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 from typer.testing import CliRunner
 
+from pipeline import packed
 from pipeline.domains import build_domain
 from pipeline.manifest import read_manifest
 from pipeline.prompts import build_prompts, read_prompts, write_prompts
@@ -56,9 +58,22 @@ def dgsynth(*args: str):
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under `folder` by relative path, with the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    """Every file under `folder` by relative path, and every member of an archive as `<archive>/<member>`, with the
+    sha256 of its bytes."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        files[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.suffix == packed.SUFFIX:
+            with tarfile.open(path) as tar:
+                files |= {f"{path.relative_to(folder)}/{name}": hashlib.sha256(packed.read_bytes(path / name)).hexdigest()
+                          for name in tar.getnames()}  # fmt: skip
+    return files
+
+
+def packed_images(folder: Path) -> dict[str, str]:
+    """The sha256 of every generated image (not label) in the archives under `folder`, by file name."""
+    return {Path(name).name: digest for name, digest in snapshot(folder).items()
+            if name.endswith(".png") and not name.endswith("_label.png")}  # fmt: skip
 
 
 def wip_images() -> list[Path]:
@@ -120,9 +135,10 @@ def test_outputs_of_each_mode(project, models, mode):
     prompts = read_prompts("data/prompts.parquet")
     source = read_manifest("data/domains/s/train.parquet").set_index("id")
     labeled = mode != "txt2img"
-    names = {f"shard-0000{k}.parquet" for k in range(3)} | {"train.parquet"}
+    names = {f"shard-0000{k}{suffix}" for k in range(3) for suffix in (".parquet", ".tar")} | {"train.parquet"}
     for k, ids in enumerate((prompts["id"][:5], prompts["id"][5:10], prompts["id"][10:])):
-        names |= {f"shard-0000{k}/{i}.png" for i in ids} | ({f"shard-0000{k}/{i}_label.png" for i in ids} if labeled else set())
+        names |= {f"shard-0000{k}.tar/{i}.png" for i in ids}
+        names |= {f"shard-0000{k}.tar/{i}_label.png" for i in ids} if labeled else set()
     files = snapshot(OUT)
     assert set(files) == names
     assert not WIP.exists() or list(WIP.iterdir()) == []  # the WIP folder was renamed into place and removed
@@ -133,10 +149,10 @@ def test_outputs_of_each_mode(project, models, mode):
     assert frame["id"].tolist() == prompts["id"].tolist()
     for made, prompt in zip(frame.to_dict("records"), prompts.to_dict("records")):
         src = source.loc[prompt["source_id"]]
-        image = cv2.imread(made["image"], cv2.IMREAD_UNCHANGED)
+        image = packed.imread(made["image"], cv2.IMREAD_UNCHANGED)
         assert image.shape == ((H, W, 3) if labeled else (16, 32, 3))  # the source's size, or the model's
         assert (made["height"], made["width"]) == image.shape[:2]
-        assert made["sha256"] == hashlib.sha256(Path(made["image"]).read_bytes()).hexdigest()
+        assert made["sha256"] == hashlib.sha256(packed.read_bytes(made["image"])).hexdigest()
         assert made["image"].endswith(f"/{prompt['id']}.png")
         for key in ("prompt", "negative_prompt", "location", "scene", "rare_class", "source_id", "seed", "condition"):
             assert made[key] == prompt[key], key
@@ -147,11 +163,11 @@ def test_outputs_of_each_mode(project, models, mode):
         assert pd.isna(made["revision"]) and made["depth"] is None
         if labeled:
             assert made["strength"] == 0.6
-            assert Path(made["label"]).read_bytes() == Path(src["label"]).read_bytes()
+            assert packed.read_bytes(made["label"]) == Path(src["label"]).read_bytes()
             assert list(made["boxes"]) == list(src["boxes"])
         else:
             assert pd.isna(made["strength"]) and made["label"] is None and made["boxes"] is None
-    assert len(set(files[n] for n in files if not n.endswith(("_label.png", ".parquet")))) == 12  # all different
+    assert len(set(packed_images(OUT).values())) == 12  # all different
 
     sheets = sorted(p.name for p in Path("reports/synthesize/sheets").iterdir())
     assert sheets == ["fog-mist.png", "night-darkness.png", "rain.png"]
@@ -302,14 +318,14 @@ def test_resume_after_an_interruption(project, monkeypatch, tmp_path_factory, te
     monkeypatch.setattr(shards, "write_batch", interrupted)
     assert isinstance(dgsynth("synthesize").exception, Killed)
     assert not OUT.exists()
-    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in wip_images()}
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wip_images()}
     assert len(before) == 3 + 2 + 1  # shard 0: batches of 3 and 2; shard 1: one image of its first batch
     monkeypatch.setattr(shards, "write_batch", write_batch)
 
     summary = synthesize_ok()
     assert "(made 7 (" in summary and "kept 5)" in summary  # the partial batch is made again, whole
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in OUT.glob("shard-*/[0-9]*[0-9].png")}
-    assert {name: after[name] for name in before} == before  # the images already made were kept, not rewritten
+    after = packed_images(OUT)
+    assert {name: after[name] for name in before} == before  # the images already made are the ones packed
 
     fresh = tmp_path_factory.mktemp("fresh")
     shutil.copytree(template, fresh, dirs_exist_ok=True)
@@ -336,13 +352,13 @@ def test_kill_and_resume(project, tmp_path_factory, template):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    made = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in wip_images()}
+    made = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wip_images()}
     assert 3 <= len(made) < 12 and not OUT.exists(), "the run was not caught midway"
 
     summary = synthesize_ok()
     complete = len(made) // 2 * 2  # images are written in order, so at most one batch of 2 is partial
     assert f"(made {12 - complete} (" in summary and f"kept {complete})" in summary
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in OUT.glob("shard-*/[0-9]*[0-9].png")}
+    after = packed_images(OUT)
     assert {name: after[name] for name in made} == made
 
     fresh = tmp_path_factory.mktemp("uninterrupted")

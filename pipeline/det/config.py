@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import mm
 from pipeline.det.data import META_KEYS, source_classes
 from pipeline.det.models import ARCHS, model_config
 from pipeline.paired import paired_dataset
@@ -25,7 +26,7 @@ DETECTORS = {"naive": "LabeledDetector", "drsf": "DRSFDetector", "mt": "MeanTeac
 def train_pipeline(settings: TrainSettings) -> list[dict]:
     """Resize to `scale`, a random crop of `crop` (height, width) that may hold no box (a negative), a flip."""
     return [
-        dict(type="LoadImageFromFile"),
+        dict(type="LoadImageFromFile", backend_args=mm.files()),
         dict(type="LoadAnnotations", with_bbox=True),
         dict(type="Resize", scale=tuple(settings.scale), keep_ratio=False),
         # mmdet's absolute crop_size is (width, height); `crop` is (height, width) as in mmseg
@@ -38,7 +39,7 @@ def train_pipeline(settings: TrainSettings) -> list[dict]:
 def eval_pipeline(scale: tuple[int, int]) -> list[dict]:
     """Images resized to `scale` (width, height); mmdet rescales the predicted boxes to the original image."""
     return [
-        dict(type="LoadImageFromFile"),
+        dict(type="LoadImageFromFile", backend_args=mm.files()),
         dict(type="Resize", scale=tuple(scale), keep_ratio=False),
         dict(type="PackDetInputs", meta_keys=META_KEYS),
     ]

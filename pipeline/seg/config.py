@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import mm
 from pipeline.seg.data import META_KEYS
 from pipeline.paired import paired_dataset
 from pipeline.seg.models import ARCHS, model_config
@@ -36,8 +37,8 @@ def train_pipeline(settings: TrainSettings) -> list[dict]:
     resize = (dict(type="SharedRandomResize", scale=scale, ratio_range=RATIO_RANGE, keep_ratio=False)
               if settings.augment else dict(type="Resize", scale=scale, keep_ratio=False))  # fmt: skip
     return [
-        dict(type="LoadImageFromFile"),
-        dict(type="LoadManifestLabel"),
+        dict(type="LoadImageFromFile", backend_args=mm.files()),
+        dict(type="LoadManifestLabel", backend_args=mm.files()),
         resize,
         dict(type="SharedRandomCrop", crop_size=tuple(settings.crop), cat_max_ratio=0.75),
         dict(type="SharedRandomFlip", prob=0.5),
@@ -49,9 +50,9 @@ def train_pipeline(settings: TrainSettings) -> list[dict]:
 def eval_pipeline(scale: tuple[int, int]) -> list[dict]:
     """Images resized to `scale` (width, height) for the model; labels at full size (mmseg resizes predictions)."""
     return [
-        dict(type="LoadImageFromFile"),
+        dict(type="LoadImageFromFile", backend_args=mm.files()),
         dict(type="Resize", scale=tuple(scale), keep_ratio=False),
-        dict(type="LoadManifestLabel"),
+        dict(type="LoadManifestLabel", backend_args=mm.files()),
         dict(type="PackSegInputs", meta_keys=META_KEYS),
     ]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 
+from pipeline import packed
 from pipeline.sheets import contact_sheet, draw_boxes, overlay, read_rgb, slug, write_png
 
 TITLE_WIDTH = 180
@@ -40,4 +41,4 @@ def write_sheets(entries: list[tuple[dict, dict]], folder: Path, images: int, ti
 
 
 def _overlay(image, label: str | None):
-    return image if label is None else overlay(image, cv2.imread(label, cv2.IMREAD_UNCHANGED))
+    return image if label is None else overlay(image, packed.imread(label, cv2.IMREAD_UNCHANGED))

@@ -1,9 +1,9 @@
 """The synthesize stage from start to end: check the inputs, make the missing batches, assemble the outputs.
 
 Every check runs before any image is made. Images go to the work-in-progress folder (see `wip.py`) one batch at a
-time; a batch whose files all exist is skipped, so a killed run resumes where it stopped. A shard's manifest is
-written once all its files exist; when every shard has one, rank 0 combines them into train.parquet, draws the
-contact sheets and renames the finished folders into place.
+time; a batch whose files all exist is skipped, so a killed run resumes where it stopped. A shard is packed into
+its archive and its manifest written once all its files exist (`shards.py`); when every shard has one, rank 0
+combines them into train.parquet, draws the contact sheets and renames the finished folders into place.
 """
 
 from __future__ import annotations
@@ -87,8 +87,7 @@ def synthesize(settings: Settings, prompts_path: Path, domains: Path, out: Path,
     made, seconds = make_images(settings, weights, ranks, mine, rows, sources, root)
     record = {"model": settings.model, "revision": weights.revision, "scheduler": scheduler_name(weights, settings)}
     for shard in mine:
-        if not (root / shard.manifest).is_file():
-            shards.write_shard_manifest(root, shard, rows, sources, settings, record)
+        shards.finish(root, shard, rows, sources, settings, record)
     ranks.wait_for_all()
     kept = sum(len(shard.rows) for shard in mine) - made
     speed = f"made {made} ({made / seconds:.2f} img/s), kept {kept}" if made else f"kept all {kept}"

@@ -1,14 +1,16 @@
-"""The output layout: shards of `shard_size` prompt rows, each a folder of PNGs and a manifest, then train.parquet.
+"""The output layout: shards of `shard_size` prompt rows, each an archive of PNGs and a manifest, then train.parquet.
 
     data/synthetic/
-      shard-00000/<id>.png, <id>_label.png   the label (img2img, depth2img) is the source's, byte for byte; so are
-                                              the boxes (in the manifest), with or without a label
-      shard-00000.parquet                     the shard's manifest
-      train.parquet                           every shard's rows, read like any domain manifest
+      shard-00000.tar       <id>.png and <id>_label.png: the label (img2img, depth2img) is the source's, byte for
+                            byte; so are the boxes (in the manifest), with or without a label
+      shard-00000.parquet   the shard's manifest; its paths go through the archive: shard-00000.tar/<id>.png
+      train.parquet         every shard's rows, read like any domain manifest
 
-Paths in the manifests are relative to data/synthetic. Shard k holds prompt rows k*shard_size onwards, and its
-batches are fixed slices of it, so a batch has the same images in every run (and a resumed run remakes a partial
-batch exactly as it was).
+Paths in the manifests are relative to data/synthetic. While a shard is made its files are loose, in the work
+folder's shard-00000/; once they are all there the folder is packed into the archive (`pipeline.packed`, so that
+DVC hashes one file per shard), the manifest is written, and the folder removed. Shard k holds prompt rows
+k*shard_size onwards, and its batches are fixed slices of it, so a batch has the same images in every run (and a
+resumed run remakes a partial batch exactly as it was).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import packed
 from pipeline.atomic import atomic_path
 from pipeline.manifest import file_sha256, write_manifest
 from pipeline.synthesis.images import write_rgb_png
@@ -61,6 +64,10 @@ class Shard:
     def manifest(self) -> str:
         return f"{self.name}.parquet"
 
+    @property
+    def archive(self) -> str:
+        return f"{self.name}{packed.SUFFIX}"
+
     def batches(self, size: int) -> list[range]:
         return [self.rows[i : i + size] for i in range(0, len(self.rows), size)]
 
@@ -70,11 +77,17 @@ def plan(rows: int, shard_size: int) -> list[Shard]:
 
 
 def image_name(shard: Shard, row_id: str) -> str:
+    """The image's loose file under the work folder (the manifest's path is `<archive>/<id>.png`)."""
     return f"{shard.name}/{row_id}.png"
 
 
 def label_name(shard: Shard, row_id: str) -> str:
     return f"{shard.name}/{row_id}_label.png"
+
+
+def packed_name(shard: Shard, loose: str) -> str:
+    """The manifest's path of a loose file of the shard: through its archive."""
+    return f"{shard.archive}/{Path(loose).name}"
 
 
 def copies_label(settings: Settings, source: dict) -> bool:
@@ -106,7 +119,8 @@ def manifest_row(root: Path, shard: Shard, row: dict, source: dict, settings: Se
     and depth2img keep the source's boxes, also where the source has no pixel label (e.g. Diverse-Weather)."""
     labeled = copies_label(settings, source)
     return {
-        "id": row["id"], "image": image_name(shard, row["id"]), "label": label_name(shard, row["id"]) if labeled else None,
+        "id": row["id"], "image": packed_name(shard, image_name(shard, row["id"])),
+        "label": packed_name(shard, label_name(shard, row["id"])) if labeled else None,
         "depth": None, "boxes": list(source["boxes"]) if settings.labeled and source["boxes"] is not None else None,
         "dataset": "synthetic", "domain": "synthetic", "city": source["city"], "condition": row["condition"],
         "split": "train", "width": source["width"] if settings.labeled else settings.width,
@@ -118,11 +132,14 @@ def manifest_row(root: Path, shard: Shard, row: dict, source: dict, settings: Se
     }  # fmt: skip
 
 
-def write_shard_manifest(root: Path, shard: Shard, rows: list[dict], sources: list[dict], settings: Settings,
-                         record: dict) -> None:  # fmt: skip
-    """Write `<shard>.parquet` for a shard whose files all exist under `root`."""
-    entries = [manifest_row(root, shard, rows[i], sources[i], settings, record) for i in shard.rows]
-    write_manifest(entries, root / shard.manifest, extra=EXTRA)
+def finish(root: Path, shard: Shard, rows: list[dict], sources: list[dict], settings: Settings, record: dict) -> None:
+    """Pack a shard whose files all exist loose under `root`, write its manifest, remove the loose files. A shard
+    with a manifest is finished: a kill after the manifest leaves only the loose folder to remove."""
+    if not (root / shard.manifest).is_file():
+        entries = [manifest_row(root, shard, rows[i], sources[i], settings, record) for i in shard.rows]
+        packed.pack(root / shard.name, root / shard.archive)
+        write_manifest(entries, root / shard.manifest, extra=EXTRA)
+    shutil.rmtree(root / shard.name, ignore_errors=True)
 
 
 def combine(root: Path, shards: list[Shard]) -> int:

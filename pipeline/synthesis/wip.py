@@ -3,7 +3,7 @@
 DVC deletes a stage's outputs before it runs it (unless they are `persist`, which turns its run-cache off), so
 images made before a kill are kept here instead. The fingerprint hashes everything that determines the pixels: the
 prompt table and source manifests (bytes), the settings that change an image, the model's identity, this package's
-code and the versions of torch, diffusers and transformers. A run reuses only its own fingerprint's folder and removes
+code (and `pipeline/packed.py`, which writes the shards' archives) and the versions of torch, diffusers and transformers. A run reuses only its own fingerprint's folder and removes
 the others; the finished folder is renamed into data/synthetic (and reports/synthesize) and its WIP folder removed.
 """
 
@@ -26,7 +26,7 @@ LIBRARIES = ("torch", "diffusers", "transformers")
 def fingerprint(inputs: list[Path], settings: Settings, weights: Weights) -> str:
     """16 hex digits of the sha256 of everything that determines the generated images."""
     digest = hashlib.sha256()
-    for path in [*inputs, *sorted(CODE.glob("*.py"))]:
+    for path in [*inputs, *sorted(CODE.glob("*.py")), CODE.parent / "packed.py"]:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     described = {"settings": settings.pixel_settings(), "model": weights.identity(),
                  "versions": {name: metadata.version(name) for name in LIBRARIES}}  # fmt: skip
