@@ -1,5 +1,7 @@
 """The speed benchmarks' quick modes: bench/dvc_scale.py on 2,000 images and bench/synthesize.py's tiny Stable
-Diffusion run end to end and write JSON with both layouts or paths and positive times."""
+Diffusion run end to end and write JSON with both layouts or paths and positive times; bench/profile_train.py's
+operator table ranks a known workload's heaviest kernel first; bench/repro.py's stage and progress-bar times from a
+stamped log."""
 
 from __future__ import annotations
 
@@ -56,3 +58,34 @@ def test_synthesize_gpu_needs_cuda() -> None:
     done = subprocess.run([sys.executable, "bench/synthesize.py", "--gpu"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode != 0 and "needs a CUDA GPU" in done.stderr and "--tiny" in done.stderr
+
+
+def test_top_operators_ranks_the_heaviest_kernel() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from profile_train import top_operators
+
+    big, small = torch.randn(384, 384), torch.randn(8, 8)
+    rows = top_operators(lambda: (big @ big @ big, small + small), iters=3, count=2)
+    assert [row["operator"] for row in rows][0] == "aten::mm"  # two 384^3 products outweigh an 8x8 add
+    assert len(rows) == 2 and rows[0]["seconds"] >= rows[1]["seconds"] > 0
+    assert 0.5 < rows[0]["share"] <= 1 and rows[0]["share"] + rows[1]["share"] <= 1 + 1e-9
+
+
+def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from repro import read_stamped, timings
+
+    log = tmp_path / "repro.log"
+    log.write_text("100.0 start\n101.0 Running stage 'data@world_a_clear':\n111.5 Running stage 'generator':\n"
+                   "112.0 train vae:  50%|#    | 1/2 [00:30<00:30]\rtrain vae: 100%|#####| 2/2 [01:05<00:00, 1.0step/s]\n"
+                   "241.0 Running stage 'train@naive-0':\n341.0 Running stage 'det-source@0':\n"
+                   "380.0 source-s0 on fog: 100%|#| 13/13 [00:04<00:00]\n390.0 source-s0 on fog: 100%|#| 13/13 [00:09<00:00]\n"
+                   "400.0 Running stage 'report':\n402.0 end\n")  # fmt: skip
+    result = timings(read_stamped(log))
+    assert result["wall_s"] == 302.0
+    assert result["stages_s"] == {"data@world_a_clear": 10.5, "generator": 129.5, "train@naive-0": 100.0,
+                                  "det-source@0": 59.0, "report": 2.0}  # fmt: skip
+    assert result["kinds_s"] == {"data": 10.5, "generator": 129.5, "segmentation training": 100.0,
+                                 "detection training": 59.0, "other": 2.0}  # fmt: skip
+    # a bar's last state, not the half-way one; a second bar of one name (the other task's) numbered
+    assert result["bars_s"] == {"train vae": 65, "source-s0 on fog": 4, "source-s0 on fog (2)": 9}

@@ -1,0 +1,67 @@
+"""Benchmark: where the evaluate stage spends its time, for one segmentation and one detection model.
+
+    python bench/profile_evaluate.py [--domain world_a_fog]
+
+Each task's source-only model of seed 0 (models/<task>/source-s0: run `dvc repro` first) scores the evaluation split
+of `domain` as the evaluate stage does (`pipeline.<task>.evaluate.scorer`, the stage's batch size): seconds per
+image over the whole domain (after one warm-up pass), then torch's profiler over one more pass gives the operators
+with the most CPU time of their own (`bench/profile_train.py`'s table). The stage runs every model of both tasks on
+every domain, so its time is about models x domains x images x these seconds per image. Prints a table and writes
+reports/bench/profile-evaluate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from profile_train import OPERATORS, top_operators
+from provenance import commit
+
+from pipeline import mm
+from pipeline.det.evaluate import scorer as det_scorer
+from pipeline.manifest import read_manifest
+from pipeline.seg.evaluate import scorer as seg_scorer
+
+OUT = Path("reports/bench/profile-evaluate.json")
+SCORERS = {"seg": seg_scorer, "det": det_scorer}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", default="world_a_fog")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    batch, split = params["evaluate"]["batch"], params["evaluate"]["split"]
+    manifest = Path("data/domains") / args.domain / f"{split}.parquet"
+    images = len(read_manifest(manifest))
+    mm.setup()
+    torch.set_flush_denormal(True)  # as training does; evaluation runs in the same kind of process
+    report = {"domain": args.domain, "images": images, "batch": batch, "tasks": {}}
+    with torch.no_grad():
+        for task, scorer in SCORERS.items():
+            evaluate = scorer(Path("models") / task / "source-s0")
+            evaluate(manifest, batch, 0, f"{task} warm-up")
+            start = time.perf_counter()
+            evaluate(manifest, batch, 0, f"{task} timed")
+            seconds = (time.perf_counter() - start) / images
+            operators = top_operators(lambda: evaluate(manifest, batch, 0, f"{task} profiled"), 1, OPERATORS)
+            report["tasks"][task] = {"seconds_per_image": seconds, "operators": operators}
+            print(f"\n{task}: {seconds:.3f} s per image on {args.domain} ({images} images, batch {batch})")
+            print(f"{'operator (self CPU time)':<48}{'s':>8}{'share':>8}")
+            for op in operators:
+                print(f"{op['operator'][:47]:<48}{op['seconds']:>8.3f}{op['share']:>8.0%}")
+    report |= {"commit": commit(), "machine": f"{platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads",
+               "load_average": os.getloadavg()[0]}  # fmt: skip
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
