@@ -1,8 +1,9 @@
-"""Make the committed segmentation evidence, reports/evidence/seg-*.json: the default profile at three seeds, its
+"""Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
 ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), naive, DRSF and DIDEX on images made
-at DIDEX's strength 0.9, and every synthetic-data method with source_aug's augmentation. Each run leaves its
+at DIDEX's strength 0.9, and every synthetic-data method with source_aug's augmentation; for detection the default
+at three seeds (det-3seeds: segmentation only trains the filter's source-only model). Each run leaves its
 `reports/metrics.json` (means and population stds over the seeds, per domain and target mean) as `<run>.json` and
-its per-seed scores (`reports/seg/scores.csv`) as `<run>-scores.csv`; then seg-variants.json puts every changed
+its task's per-seed scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`; then seg-variants.json puts every changed
 method beside the full method of seg-3seeds.json, as rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr,
 didex-strength-0.9, diga-augment), and the aims are checked (`aims`).
 
@@ -30,8 +31,9 @@ import yaml
 from pipeline.report.tables import load_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = {"train.seeds": [0, 1, 2], "det.seeds": []}  # detection has its own evidence (det-3seeds.json)
+SEEDS = {"train.seeds": [0, 1, 2], "det.seeds": []}  # detection has its own run
 RUNS = {
+    "det-3seeds": {"train.seeds": [0], "train.methods": [], "det.seeds": [0, 1, 2]},
     "seg-3seeds": SEEDS,
     "seg-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False},
     "seg-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False},
@@ -91,7 +93,7 @@ def main() -> None:
         set_params(tree / "params.yaml", RUNS[name])
         sh("dvc", "repro", "evaluate", cwd=tree, env=env)
         shutil.copyfile(tree / "reports" / "metrics.json", out / f"{name}.json")
-        shutil.copyfile(tree / "reports" / "seg" / "scores.csv", out / f"{name}-scores.csv")
+        shutil.copyfile(tree / "reports" / name.split("-")[0] / "scores.csv", out / f"{name}-scores.csv")
         print(f"{name}: {out / f'{name}.json'} in {time.perf_counter() - start:.0f} s", flush=True)
     (out / "seg-variants.json").write_text(json.dumps(variants(out), indent=1) + "\n")
     print("\n".join(aims(load_metrics(out / f"{FULL}.json")["seg"])))
@@ -121,7 +123,7 @@ def variants(out: Path) -> dict:
     full = load_metrics(out / f"{FULL}.json")["seg"]
     changed = {}
     for name in RUNS:
-        if name != FULL and (out / f"{name}.json").is_file():
+        if name.startswith("seg-") and name != FULL and (out / f"{name}.json").is_file():
             for method, scores in load_metrics(out / f"{name}.json")["seg"].items():
                 if method != "source":
                     changed.setdefault(method, {})[f"{method}-{name.removeprefix('seg-')}"] = scores
