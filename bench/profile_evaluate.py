@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from profile_train import OPERATORS, top_operators
+from profile_train import OPERATORS, print_operators, top_operators
 from provenance import commit
 
 from pipeline import mm
@@ -54,9 +54,7 @@ def main() -> None:
             operators = top_operators(lambda: evaluate(manifest, batch, 0, f"{task} profiled"), 1, OPERATORS)
             report["tasks"][task] = {"seconds_per_image": seconds, "operators": operators}
             print(f"\n{task}: {seconds:.3f} s per image on {args.domain} ({images} images, batch {batch})")
-            print(f"{'operator (self CPU time)':<48}{'s':>8}{'share':>8}")
-            for op in operators:
-                print(f"{op['operator'][:47]:<48}{op['seconds']:>8.3f}{op['share']:>8.0%}")
+            print_operators(operators)
     report |= {"commit": commit(), "machine": f"{platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads",
                "load_average": os.getloadavg()[0]}  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,9 @@ the data preprocessor (stacking, normalization), the forward pass with the losse
 optimizer step (the teacher methods need their hooks, which this loop does not run). Medians over the iterations
 after `warmup`, and each phase's share of their sum. Then torch's profiler over `--op-iters` more iterations gives the
 operators with the most CPU time of their own (forward and backward kernels, mmcv's RoIAlign and NMS), per
-iteration and as a share of all operators' time. Writes reports/bench/profile-<task>.json. With `workers: 1` (the default) the loading runs in a separate process, beside the
-compute, and only the part of it that compute does not hide costs wall time.
+iteration and as a share of all operators' time. Writes reports/bench/profile-<task>.json. With `workers: 1` (the
+default) the loading runs in a separate process, beside the compute, and only the part of it that compute does not
+hide costs wall time.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def top_operators(step, iters: int, count: int) -> list[dict]:
             for e in events[:count]]  # fmt: skip
 
 
+def print_operators(operators: list[dict]) -> None:
+    """The operator table of `top_operators`."""
+    print(f"{'operator (self CPU time)':<48}{'s':>8}{'share':>8}")
+    for op in operators:
+        print(f"{op['operator'][:47]:<48}{op['seconds']:>8.3f}{op['share']:>8.0%}")
+
+
 def profile(task, method: str, cfg: dict, source: Path, iters: int, warmup: int,
             op_iters: int) -> tuple[dict[str, float], list[dict]]:  # fmt: skip
     """Median seconds per phase over the iterations after `warmup`, and the top operators over `op_iters` more."""
@@ -129,9 +137,8 @@ def main() -> None:
     print(f"{'phase':<20}{'s':>8}{'share':>8}")
     for part in parts:
         print(f"{part:<20}{seconds.get(part, 0.0):>8.3f}{seconds.get(part, 0.0) / accounted:>8.0%}")
-    print(f"\n{'operator (self CPU time)':<48}{'s':>8}{'share':>8}")
-    for op in operators:
-        print(f"{op['operator'][:47]:<48}{op['seconds']:>8.3f}{op['share']:>8.0%}")
+    print()
+    print_operators(operators)
     report = {"task": args.task, "method": args.method, "arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"],
               "crop": cfg["common"]["crop"], "iters": args.iters, "warmup": args.warmup, "median_seconds": seconds,
               "share": {p: seconds.get(p, 0.0) / accounted for p in parts}, "op_iters": args.op_iters,
