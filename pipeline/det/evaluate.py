@@ -21,6 +21,7 @@ from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from pipeline import mm
 from pipeline.det.data import ground_truth
 
 
@@ -50,6 +51,7 @@ def load_detector(folder: Path):
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
+    mm.setup()
     register_all_modules(init_default_scope=True)
     described = json.loads((folder / "config.json").read_text())
     model = MODELS.build(Config(dict(model=described["model"])).model)
