@@ -1,4 +1,5 @@
-"""`dgsynth doctor`: what is installed, which device would run, whether mmcv's ops work, where weights are looked up."""
+"""`dgsynth doctor`: what is installed, which device would run, whether mmcv's ops and our CPU RoIAlign work, where
+weights are looked up."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def report() -> list[tuple[str, str]]:
     import torch
     from huggingface_hub import constants
 
+    from pipeline.det.roi_align import kernel
     from pipeline.mm import ops_status
 
     rows = [("python", platform.python_version()), ("platform", platform.platform())]
@@ -29,6 +31,8 @@ def report() -> list[tuple[str, str]]:
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
     rows.append(("mmcv ops", ops_status()))
+    threaded = kernel() is not None
+    rows.append(("cpu roialign", "threaded" if threaded else "mmcv's single-threaded kernel (see the warning)"))
     rows.append(("hugging face cache", constants.HF_HUB_CACHE))
     rows.append(("hub offline", "yes" if constants.HF_HUB_OFFLINE else "no (set HF_HUB_OFFLINE=1 on machines without internet)"))
     rows.append(("torch hub / mm checkpoints", str(Path(torch.hub.get_dir()) / "checkpoints")))

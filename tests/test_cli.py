@@ -179,6 +179,7 @@ def test_doctor():
     assert rows["device"].startswith(("cpu (", "cuda ("))
     assert rows["mmcv ops"] == "ok"
     assert re.search(r"^mmcv ops +ok$", result.stdout, re.MULTILINE)
+    assert rows["cpu roialign"] == "threaded"  # scripts/setup.sh built pipeline/det/roi_align.cpp
 
 
 def test_help_lists_the_subcommands():

@@ -11,6 +11,8 @@ builds it. Without a compiler it warns once and mmcv's own kernel runs: the same
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -25,6 +27,10 @@ def kernel():
     from torch.utils.cpp_extension import load
 
     try:
+        if shutil.which("ninja") is None:  # torch runs `ninja` from PATH; the ninja package's is in the environment
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         return load(name="dgsynth_roi_align", sources=[str(SOURCE)], extra_cflags=FLAGS)
     except Exception as error:  # noqa: BLE001  (a missing compiler or ninja: mmcv's kernel gives the same results)
         warnings.warn(f"could not build {SOURCE.name} ({type(error).__name__}: {error}); RoIAlign runs on mmcv's "
