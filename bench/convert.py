@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import yaml
-from provenance import commit
+from provenance import commit, machine
 
 OUT = Path("reports/bench/convert.json")
 CITIES = ("frankfurt", "lindau", "munster")  # Cityscapes' val cities
@@ -130,8 +129,7 @@ def main() -> None:
               "image_file_bytes": image_bytes, "tree": str(root), "tree_written_s": made, "startup_s": startup,
               "rows": rows, "byte_identical": identical, "files_compared": len(outputs[first["workers"]]),
               "command": " ".join(["python", *sys.argv]), "commit": commit(),
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "load_average_before": load_before, "load_average_after": load_after}}  # fmt: skip
+              "machine": machine(load_average_before=load_before, load_average_after=load_after)}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline import packed
 from pipeline.synthesis.shards import Shard, image_name, label_name, packed_name, plan
-from provenance import commit
+from provenance import commit, machine
 
 OUT = Path("reports/bench/dvc_scale.json")
 LAYOUTS = ("files", "packed")
@@ -148,10 +147,9 @@ def main() -> None:
         verdict = "meets" if r["meets_target"] else "misses"
         print(f"{r['layout']:<8}{r['files']:>8}{r['bytes'] / 1e6:>8.1f}{r['write_s']:>9.1f}{r['commit_s']:>10.1f}"
               f"{r['status_s']:>10.2f}{r['repro_s']:>9.2f}  {verdict} {TARGET_S:g} s")
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "load_average_before": load_before, "load_average_after": load_after}  # fmt: skip
     result = {"images": args.images, "shard_size": args.shard_size, "repeats": args.repeats, "target_s": TARGET_S,
-              "rows": rows, "dvc": run(dvc("--version"), Path.cwd(), timeout=60).strip(), "machine": machine,
+              "rows": rows, "dvc": run(dvc("--version"), Path.cwd(), timeout=60).strip(),
+              "machine": machine(load_average_before=load_before, load_average_after=load_after),
               "command": " ".join(["python", *sys.argv]), "commit": commit()}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

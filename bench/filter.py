@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
+
+from provenance import device
 
 from pipeline.filter.features import load_reference, run_pass
 from pipeline.filter.stats import SourceGaussian
@@ -65,7 +65,7 @@ def main() -> None:
     gaussian.mahalanobis(stats), gaussian.frechet(stats)
     fit_seconds = time.perf_counter() - start
     report = {
-        "device": f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)",
+        "device": device(cuda=False),
         "arch": arch, "scale": common["scale"], "levels": levels, "dimensions": int(described.stats.shape[1]),
         "images": args.images, "images_per_second": rates, "fit_and_score_600_seconds": round(fit_seconds, 3),
     }  # fmt: skip

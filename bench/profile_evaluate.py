@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 import yaml
 from profile_train import OPERATORS, print_operators, top_operators
-from provenance import commit
+from provenance import commit, device
 
 from pipeline import mm
 from pipeline.det.evaluate import scorer as det_scorer
@@ -55,7 +54,7 @@ def main() -> None:
             report["tasks"][task] = {"seconds_per_image": seconds, "operators": operators}
             print(f"\n{task}: {seconds:.3f} s per image on {args.domain} ({images} images, batch {batch})")
             print_operators(operators)
-    report |= {"commit": commit(), "machine": f"{platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads",
+    report |= {"commit": commit(), "machine": device(cuda=False),
                "load_average": os.getloadavg()[0]}  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")

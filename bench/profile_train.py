@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ import torch
 import yaml
 from mmengine.config import Config
 from mmengine.runner import Runner
+from provenance import device
 from runs import bench_config
 
 from pipeline import mm
@@ -142,7 +142,7 @@ def main() -> None:
     report = {"task": args.task, "method": args.method, "arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"],
               "crop": cfg["common"]["crop"], "iters": args.iters, "warmup": args.warmup, "median_seconds": seconds,
               "share": {p: seconds.get(p, 0.0) / accounted for p in parts}, "op_iters": args.op_iters,
-              "operators": operators, "machine": f"{platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads",
+              "operators": operators, "machine": device(cuda=False),
               "load_average": os.getloadavg()[0]}  # fmt: skip
     out = Path(f"reports/bench/profile-{args.task}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,8 @@ from unittest import mock
 import cv2
 import numpy as np
 from PIL import Image
+
+from provenance import machine
 
 from pipeline.labels import CITYSCAPES_ID_TO_TRAIN_ID, IGNORE
 from pipeline.readers import common, read_split
@@ -106,8 +107,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     result = {"images": args.images, "height": args.height, "width": args.width, "repeats": args.repeats,
               "image_file_bytes": file_bytes, "rows": rows,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "load_average_1min": os.getloadavg()[0]}}  # fmt: skip
+              "machine": machine(load_average_1min=os.getloadavg()[0])}  # fmt: skip
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {OUT}")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from provenance import commit
+from provenance import commit, machine
 
 OUT = Path("reports/bench/repro.json")
 LOG = Path(".dgsynth/repro.log")
@@ -107,8 +106,7 @@ def main() -> None:
     print(f"{'whole run':<28}{result['wall_s']:>8.0f}")
     ran = f"the stamped log {args.log} (--log)" if args.log else "dvc repro" + (" -f" if args.force else "")
     result |= {"command": ran, "commit": commit(),
-               "machine": f"{platform.processor() or 'x86_64'}, {os.cpu_count()} cores, {torch.get_num_threads()} "
-               "torch threads", "load_average_after": os.getloadavg()}  # fmt: skip
+               "machine": machine(torch_threads=torch.get_num_threads()), "load_average_after": os.getloadavg()}  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNe
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel
 
+import provenance
 from pipeline.prompts import read_prompts
-from provenance import commit
 from pipeline.sd import clip_tokenizer, save_pipeline
 from pipeline.sheets import read_rgb
 from pipeline.synthesis import check, find_weights, generate, load_pipeline
@@ -150,12 +149,12 @@ def sd2_bench(args: argparse.Namespace) -> None:
                      "img_s": rate} for name, rate in rates.items() if name != "ours"}  # fmt: skip
     load = os.getloadavg()
     report = {
-        "device": _device_name(device), "sizes": "stable-diffusion-2-base" if args.gpu else "tiny",
+        "device": provenance.device(device.type == "cuda"), "sizes": "stable-diffusion-2-base" if args.gpu else "tiny",
         "parameters": parameters, "mode": settings.mode, "size": [settings.height, settings.width],
         "steps": settings.steps, "guidance": settings.guidance, "scheduler": type(scheduler).__name__,
         "images": len(rows), "paths": paths,
         "speedup_vs_plain": {name: rates["ours"] / rate for name, rate in rates.items() if name != "ours"},
-        "command": " ".join(["python", *sys.argv]), "commit": commit(), "load_average": load,
+        "command": " ".join(["python", *sys.argv]), "commit": provenance.commit(), "load_average": load,
     }  # fmt: skip
     print(f"{report['sizes']} ({sum(parameters.values()) / 1e6:.1f}M parameters), txt2img {settings.height}x"
           f"{settings.width}, {settings.steps} {report['scheduler']} steps, guidance {settings.guidance}, "
@@ -169,12 +168,6 @@ def sd2_bench(args: argparse.Namespace) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {out}")
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -234,7 +227,7 @@ def main() -> None:
         lambda chunk: one_by_one(chunk, num_inference_steps=settings.steps, guidance_scale=settings.guidance), items, 1
     )
     report = {
-        "device": _device_name(device),
+        "device": provenance.device(device.type == "cuda"),
         "model": settings.model, "mode": settings.mode, "images": len(items), "size": [settings.height, settings.width],
         "ours": {"scheduler": type(our_scheduler).__name__, "steps": settings.steps,
                  "batch": settings.batch, "dtype": settings.dtype, "img_s": results["ours"]},

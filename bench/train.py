@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+from provenance import device
 from runs import bench_config
 
 from pipeline import mm
@@ -81,12 +81,6 @@ def seconds_per_iteration(task, method: str, cfg: dict, source: Path, iters: int
     return statistics.median(IterationClock.times[warmup:])
 
 
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
-
-
 def amp_bench(args: argparse.Namespace, task, params: dict, source: Path) -> None:
     """Source-only iterations/s of each model in fp32 and mixed precision (the paper's models on CUDA)."""
     cuda = torch.cuda.is_available()
@@ -109,7 +103,7 @@ def amp_bench(args: argparse.Namespace, task, params: dict, source: Path) -> Non
         row["speedup_vs_fp32"] = fp32["seconds_per_iteration"] / row["seconds_per_iteration"]
     load = os.getloadavg()
     common = cfg["common"]
-    print(f"{args.task} source-only on {device_name()}, batch {common['batch']}, scale {common['scale']}, crop "
+    print(f"{args.task} source-only on {device()}, batch {common['batch']}, scale {common['scale']}, crop "
           f"{common['crop']}, median of {args.iters - args.warmup} iterations (load average {load[0]:.2f})")
     width = max(len(row["arch"]) for row in rows) + 2
     print(f"{'arch':<{width}}{'precision':<11}{'s/iter':>9}{'iter/s':>9}{'x fp32':>8}")
@@ -120,7 +114,7 @@ def amp_bench(args: argparse.Namespace, task, params: dict, source: Path) -> Non
         print("mixed precision not run: MMEngine's AmpOptimWrapper needs a GPU")
     out = args.out or (AMP_OUT[args.task] if cuda else None)
     if out:
-        report = {"device": device_name(), "task": args.task, "method": "source", "batch": common["batch"],
+        report = {"device": device(), "task": args.task, "method": "source", "batch": common["batch"],
                   "scale": common["scale"], "crop": common["crop"], "pretrained": common["pretrained"],
                   "iters": args.iters, "warmup": args.warmup, "rows": rows,
                   "command": " ".join(["python", *sys.argv]), "load_average": load}  # fmt: skip
@@ -156,7 +150,7 @@ def main() -> None:
         changed = {**cfg, method: {**(cfg.get(method) or {}), key: yaml.safe_load(value)}}
         times[variant] = seconds_per_iteration(task, method, changed, source, args.iters, args.warmup)
     report = {
-        "device": device_name(),
+        "device": device(),
         "task": args.task, "arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"], "crop": cfg["common"]["crop"],
         "iters": args.iters, "warmup": args.warmup,
         "seconds_per_iteration": times, "relative_to_source": {m: t / times["source"] for m, t in times.items()},

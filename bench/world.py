@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
+from provenance import machine  # noqa: E402
 
 from pipeline.domains import render_one  # noqa: E402
 from pipeline.world import CONDITIONS, render  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"height": args.height, "width": args.width, "images_per_domain": args.images, "repeats": args.repeats,
               "rows": rows, "mean": mean,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}}  # fmt: skip
+              "machine": machine()}  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
