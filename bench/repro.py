@@ -5,7 +5,7 @@
 
 Every output line of `dvc repro` is stamped with the time it arrived (`<unix seconds> <line>`) and kept in
 `.dgsynth/repro.log`; a stage's time runs from its "Running stage" line to the next one (or the end), and a progress
-bar's time is the elapsed time tqdm printed when it reached 100% (the generator's corpus rendering and training
+bar's time is the elapsed time tqdm last printed for it at its total (the generator's corpus rendering and training
 phases, the synthesis, the training runs). Stages are also summed by kind (data, generator, synthesize, filter,
 segmentation and detection training, evaluate, other). Prints a table and writes reports/bench/repro.json. Run it
 alone on the machine: anything beside it slows the stages it overlaps.
@@ -28,7 +28,7 @@ from provenance import commit, machine
 OUT = Path("reports/bench/repro.json")
 LOG = Path(".dgsynth/repro.log")
 STAGE = re.compile(r"Running stage '([^']+)'")
-BAR = re.compile(r"([\w@/. -]+): 100%\|[^|]*\| *\d+/\d+ \[(?:(\d+):)?(\d+):(\d+)<")
+BAR = re.compile(r"([\w@/. -]+): +\d+%\|[^|]*\| *(\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<")
 KINDS = (("data", "data"), ("generator", "generator"), ("synthesize", "synthesize"), ("filter", "filter"),
          ("train", "segmentation training"), ("det", "detection training"), ("evaluate", "evaluate"))  # fmt: skip
 
@@ -80,13 +80,17 @@ def timings(stamped: list[tuple[float, str]]) -> dict:
         kind = next((label for prefix, label in KINDS if name.split("@")[0].startswith(prefix)), "other")
         kinds[kind] = round(kinds.get(kind, 0.0) + seconds, 1)
     bars: dict[str, int] = {}
+    running: dict[str, str] = {}  # a bar's name -> its key in `bars` once it has finished, until one restarts at 0
     for _, line in stamped:
-        finished = {}  # a bar redrawn at 100% within one line: its last state
         for part in re.split(r"[\r\n]", line):
-            if m := BAR.search(part):
-                finished[m.group(1).strip()] = int(m.group(2) or 0) * 3600 + int(m.group(3)) * 60 + int(m.group(4))
-        for name, seconds in finished.items():
-            bars[unique(name, bars)] = seconds
+            if not (m := BAR.search(part)):
+                continue
+            name, done, total = m.group(1).strip(), int(m.group(2)), int(m.group(3))
+            if done == 0:
+                running.pop(name, None)
+            elif done == total:  # tqdm redraws a finished bar (on close): its last state counts
+                key = running.setdefault(name, unique(name, bars))
+                bars[key] = int(m.group(4) or 0) * 3600 + int(m.group(5)) * 60 + int(m.group(6))
     return {"wall_s": round(end - stamped[0][0], 1), "stages_s": stages, "kinds_s": kinds, "bars_s": bars}
 
 

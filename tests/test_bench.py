@@ -79,7 +79,9 @@ def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
     log.write_text("100.0 start\n101.0 Running stage 'data@world_a_clear':\n111.5 Running stage 'generator':\n"
                    "112.0 train vae:  50%|#    | 1/2 [00:30<00:30]\rtrain vae: 100%|#####| 2/2 [01:05<00:00, 1.0step/s]\n"
                    "241.0 Running stage 'train@naive-0':\n341.0 Running stage 'det-source@0':\n"
-                   "380.0 source-s0 on fog: 100%|#| 13/13 [00:04<00:00]\n390.0 source-s0 on fog: 100%|#| 13/13 [00:09<00:00]\n"
+                   "379.0 source-s0 on fog:   0%| | 0/13 [00:00<?, ?batch/s]\n380.0 source-s0 on fog: 100%|#| 13/13 [00:04<00:00]\n"
+                   "380.1 source-s0 on fog: 100%|#| 13/13 [00:04<00:00]\n381.0 source-s0 on fog:   0%| | 0/13 [00:00<?]\n"
+                   "389.0 source-s0 on fog: 100%|#| 12/13 [00:08<00:01]\n390.0 source-s0 on fog: 100%|#| 13/13 [00:09<00:00]\n"
                    "400.0 Running stage 'report':\n402.0 end\n")  # fmt: skip
     result = timings(read_stamped(log))
     assert result["wall_s"] == 302.0
@@ -87,5 +89,6 @@ def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
                                   "det-source@0": 59.0, "report": 2.0}  # fmt: skip
     assert result["kinds_s"] == {"data": 10.5, "generator": 129.5, "segmentation training": 100.0,
                                  "detection training": 59.0, "other": 2.0}  # fmt: skip
-    # a bar's last state, not the half-way one; a second bar of one name (the other task's) numbered
+    # a bar's last state, not the half-way one (nor 12/13, which tqdm shows as 100%); a finished bar redrawn (on close)
+    # once; a second bar of one name (the other task's, started at 0) numbered
     assert result["bars_s"] == {"train vae": 65, "source-s0 on fog": 4, "source-s0 on fog (2)": 9}
