@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -27,13 +26,22 @@ def kernel():
     from torch.utils.cpp_extension import load
 
     try:
-        if shutil.which("ninja") is None:  # torch runs `ninja` from PATH; the ninja package's is in the environment
-            import ninja
-
-            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        _ninja_first()
         return load(name="dgsynth_roi_align", sources=[str(SOURCE)], extra_cflags=FLAGS)
     except Exception as error:  # noqa: BLE001  (a missing compiler or ninja: mmcv's kernel gives the same results)
         warnings.warn(f"could not build {SOURCE.name} ({type(error).__name__}: {error}); RoIAlign runs on mmcv's "
                       "single-threaded CPU kernel (the same results, slower). It needs a C++ compiler and ninja.",
                       stacklevel=2)  # fmt: skip
         return None
+
+
+def _ninja_first() -> None:
+    """Put the environment's ninja (the pinned package) first on PATH, where torch looks for it: a build checked by
+    another ninja (the system's) reads as out of date and compiles again, every time the two alternate."""
+    try:
+        import ninja
+    except ImportError:
+        return  # torch finds ninja on PATH, or fails with its own message
+    path = os.environ.get("PATH", "")
+    if not path.startswith(ninja.BIN_DIR + os.pathsep):
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + path
