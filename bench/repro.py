@@ -110,7 +110,8 @@ def main() -> None:
     print(f"{'whole run':<28}{result['wall_s']:>8.0f}")
     ran = f"the stamped log {args.log} (--log)" if args.log else "dvc repro" + (" -f" if args.force else "")
     result |= {"command": ran, "commit": commit(),
-               "machine": machine(torch_threads=torch.get_num_threads()), "load_average_after": os.getloadavg()}  # fmt: skip
+               "machine": machine(torch_threads=torch.get_num_threads()),
+               "load_average_after": os.getloadavg()}  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -1,7 +1,7 @@
 """The speed benchmarks' quick modes: bench/dvc_scale.py on 2,000 images and bench/synthesize.py's tiny Stable
 Diffusion run end to end and write JSON with both layouts or paths and positive times; bench/profile_train.py's
 operator table ranks a known workload's heaviest kernel first; bench/repro.py's stage and progress-bar times from a
-stamped log."""
+stamped log; bench/roi_align.py records only average-pooling calls and finds both kernels' bits equal."""
 
 from __future__ import annotations
 
@@ -92,3 +92,23 @@ def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
     # a bar's last state, not the half-way one (nor 12/13, which tqdm shows as 100%); a finished bar redrawn (on close)
     # once; a second bar of one name (the other task's, started at 0) numbered
     assert result["bars_s"] == {"train vae": 65, "source-s0 on fog": 4, "source-s0 on fog (2)": 9}
+
+
+@pytest.mark.mm
+def test_roi_align_bench_records_and_compares_calls() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from mmcv.ops import roi_align
+    from roi_align import compare, recorded
+
+    from pipeline import mm
+
+    mm.setup()
+    features = torch.randn(2, 8, 16, 24)
+    rois = torch.tensor([[0, 1.0, 2, 40, 30], [1, 10, 0, 90, 60], [1, 5, 5, 5, 5]])
+    calls = recorded(lambda: (roi_align(features, rois, 7, 0.25, 0, "avg", True),
+                              roi_align(features, rois, 7, 0.25, 0, "max", True)))  # fmt: skip
+    assert len(calls) == 1 and torch.equal(calls[0][0], features) and torch.equal(calls[0][1], rois)  # avg only
+    row = compare(calls, repeats=2, backward=True)
+    assert (row["calls"], row["rois"], row["same_bits"]) == (1, 3, True)
+    assert set(row["seconds"]) == {"mmcv forward", "threaded forward", "mmcv backward", "threaded backward"}
+    assert all(seconds > 0 for seconds in row["seconds"].values())
