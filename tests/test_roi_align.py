@@ -128,3 +128,15 @@ def test_without_a_compiler_mmcv_runs_and_says_why(monkeypatch):
         warnings.simplefilter("always")
         assert ours.kernel.__wrapped__() is None
     assert "Ninja is required" in str(caught[0].message) and "mmcv's" in str(caught[0].message)
+
+
+def test_each_checkout_and_source_has_its_own_build(tmp_path, monkeypatch):
+    mine = ours.build_name()
+    copy = tmp_path / "roi_align.cpp"  # the same source in another checkout
+    copy.write_bytes(ours.SOURCE.read_bytes())
+    monkeypatch.setattr(ours, "SOURCE", copy)
+    other_checkout = ours.build_name()
+    copy.write_text(copy.read_text() + "// changed\n")
+    assert len({mine, other_checkout, ours.build_name()}) == 3
+    monkeypatch.undo()
+    assert ours.build_name() == mine and mine.startswith("dgsynth_roi_align_")
