@@ -87,10 +87,26 @@ Sample<T> sample_at(T y, T x, int height, int width) {
   return s;
 }
 
-// The boxes of all RoIs and their samples, bin by bin (ph, pw), then iy, ix within a bin.
+// The sizes of one call, the boxes of all its RoIs and their samples, bin by bin (ph, pw), then iy, ix in a bin.
 template <typename T>
-void plan(const T* rois, int64_t n_rois, T scale, int sampling, bool aligned, int pooled_h, int pooled_w,
-          int height, int width, std::vector<Box<T>>& boxes, std::vector<Sample<T>>& samples) {
+struct Plan {
+  int channels, height, width, pooled_h, pooled_w;
+  int64_t n_rois;
+  std::vector<Box<T>> boxes;
+  std::vector<Sample<T>> samples;
+};
+
+// `features` (or its gradient) is N x C x H x W, `pooled` (the output or its gradient) K x C x PH x PW.
+template <typename T>
+Plan<T> plan(const at::Tensor& features, const at::Tensor& pooled, const at::Tensor& rois_tensor, T scale,
+             int sampling, bool aligned) {
+  Plan<T> p{(int)features.size(1), (int)features.size(2), (int)features.size(3), (int)pooled.size(2),
+            (int)pooled.size(3), rois_tensor.size(0)};
+  const int64_t n_rois = p.n_rois;
+  const int pooled_h = p.pooled_h, pooled_w = p.pooled_w, height = p.height, width = p.width;
+  const T* rois = rois_tensor.data_ptr<T>();
+  std::vector<Box<T>>& boxes = p.boxes;
+  std::vector<Sample<T>>& samples = p.samples;
   std::vector<T> geometry(n_rois * 4);
   boxes.resize(n_rois);
   int64_t total = 0;
@@ -118,20 +134,19 @@ void plan(const T* rois, int64_t n_rois, T scale, int sampling, bool aligned, in
           }
     }
   });
+  return p;
 }
 
 template <typename T>
 void forward(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output, T scale, int sampling,
              bool aligned) {
-  const int channels = input.size(1), height = input.size(2), width = input.size(3);
-  const int pooled_h = output.size(2), pooled_w = output.size(3);
-  const int64_t n_rois = rois.size(0);
-  std::vector<Box<T>> boxes;
-  std::vector<Sample<T>> samples;
-  plan<T>(rois.data_ptr<T>(), n_rois, scale, sampling, aligned, pooled_h, pooled_w, height, width, boxes, samples);
+  const Plan<T> p = plan<T>(input, output, rois, scale, sampling, aligned);
+  const int channels = p.channels, height = p.height, width = p.width, pooled_h = p.pooled_h, pooled_w = p.pooled_w;
+  const std::vector<Box<T>>& boxes = p.boxes;
+  const std::vector<Sample<T>>& samples = p.samples;
   const T* in = input.data_ptr<T>();
   T* out = output.data_ptr<T>();
-  at::parallel_for(0, n_rois, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.n_rois, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; n++) {
       const Box<T>& b = boxes[n];
       const int per_bin = b.grid_h * b.grid_w;
@@ -156,17 +171,15 @@ void forward(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output
 template <typename T>
 void backward(const at::Tensor& grad_output, const at::Tensor& rois, at::Tensor& grad_input, T scale,
               int sampling, bool aligned) {
-  const int channels = grad_input.size(1), height = grad_input.size(2), width = grad_input.size(3);
-  const int pooled_h = grad_output.size(2), pooled_w = grad_output.size(3);
-  const int64_t n_rois = rois.size(0);
-  std::vector<Box<T>> boxes;
-  std::vector<Sample<T>> samples;
-  plan<T>(rois.data_ptr<T>(), n_rois, scale, sampling, aligned, pooled_h, pooled_w, height, width, boxes, samples);
+  const Plan<T> p = plan<T>(grad_input, grad_output, rois, scale, sampling, aligned);
+  const int channels = p.channels, height = p.height, width = p.width, pooled_h = p.pooled_h, pooled_w = p.pooled_w;
+  const std::vector<Box<T>>& boxes = p.boxes;
+  const std::vector<Sample<T>>& samples = p.samples;
   const T* grad_out = grad_output.data_ptr<T>();
   T* grad_in = grad_input.data_ptr<T>();
   at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c++) {
-      for (int64_t n = 0; n < n_rois; n++) {
+      for (int64_t n = 0; n < p.n_rois; n++) {
         const Box<T>& b = boxes[n];
         const int per_bin = b.grid_h * b.grid_w;
         const T count = per_bin;
