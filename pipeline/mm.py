@@ -21,10 +21,11 @@ the code patches mm*. Call `setup()` before building a Runner.
 - The synthetic images are members of tar archives (`pipeline.packed`). mmcv's LoadImageFromFile and mmseg's
   LoadAnnotations read through mmengine's file backends: `files()` is the `backend_args` the task configs give them,
   naming a local backend that reads a path through an archive as the member (any other path as the file).
-- mmcv's CPU RoIAlign runs on one thread (and its backward pass works out every bilinear weight once per channel): a
-  quarter of a small detector's training time on 2 cores. `setup()` sends mmcv's average-pooling RoIAlign on CPU
-  tensors to `pipeline.det.roi_align`, which gives the same bits on all threads; anything else (max pooling, CUDA,
-  half precision) still goes to mmcv's kernel.
+- mmcv's CPU RoIAlign and NMS run on one thread (and RoIAlign's backward pass works out every bilinear weight once
+  per channel): a third of a small detector's training time on 2 cores. `setup()` sends mmcv's average-pooling
+  RoIAlign and its NMS on CPU float tensors to `pipeline.det.kernels`, which gives the same bits on all threads (built
+  at the first such call, so segmentation never loads it); anything else (max pooling, CUDA, half precision) still
+  goes to mmcv's kernels.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _load_local_checkpoint(filename: str, map_location=None):
 
 @functools.cache
 def setup() -> None:
-    """Install the checkpoint loader, the DVCLive backend and the CPU RoIAlign above (idempotent)."""
+    """Install the checkpoint loader, the DVCLive backend and the CPU kernels above (idempotent)."""
     from mmengine.registry import VISBACKENDS
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmengine.visualization import DVCLiveVisBackend
@@ -73,46 +74,66 @@ def setup() -> None:
             pass
 
     VISBACKENDS.register_module("GitFreeDVCLiveVisBackend", module=GitFreeDVCLiveVisBackend, force=True)
-    _route_roi_align()
+    _route_cpu_kernels()
 
 
-class _ThreadedRoIAlign:
-    """mmcv's compiled ops as `mmcv.ops.roi_align` calls them, with average-pooling RoIAlign of contiguous float CPU
-    tensors computed by `kernel` (pipeline/det/roi_align.cpp)."""
+# NMS tests every pair of boxes into a bit matrix (n^2 / 8 bytes): larger calls go to mmcv's kernel. mmdet's batched_nms
+# runs class by class above 10,000 boxes, so its calls stay below this.
+NMS_BOXES = 16384
 
-    def __init__(self, ops, kernel):
-        self.ops, self.kernel = ops, kernel
+
+class _CpuKernels:
+    """mmcv's compiled ops as `mmcv.ops.roi_align` and `mmcv.ops.nms` call them, with average-pooling RoIAlign of
+    contiguous float CPU tensors and NMS of float32 CPU boxes computed by pipeline/det/kernels (built at the first)."""
+
+    def __init__(self, ops):
+        self.ops = ops
 
     def __getattr__(self, name: str):
         return getattr(self.ops, name)
 
     @staticmethod
-    def _takes(options: dict, *tensors: torch.Tensor) -> bool:
+    def _kernel(dtypes: tuple, *tensors: torch.Tensor, contiguous: bool = True):
+        """The compiled kernels when every tensor is on the CPU, of one dtype among `dtypes` (and contiguous), else
+        None (as where they could not be built)."""
+        from pipeline.det.kernels import kernel
+
         dtype = tensors[0].dtype
-        return options["pool_mode"] == 1 and dtype in (torch.float32, torch.float64) and all(
-            t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in tensors
+        takes = dtype in dtypes and all(
+            t.device.type == "cpu" and t.dtype == dtype and (t.is_contiguous() or not contiguous) for t in tensors
         )
+        return kernel() if takes else None
 
     def roi_align_forward(self, input, rois, output, argmax_y, argmax_x, **options):
-        if not self._takes(options, input, rois, output):
+        floats = (torch.float32, torch.float64)
+        if options["pool_mode"] != 1 or (compiled := self._kernel(floats, input, rois, output)) is None:
             return self.ops.roi_align_forward(input, rois, output, argmax_y, argmax_x, **options)
-        self.kernel.forward(input, rois, output, options["spatial_scale"], options["sampling_ratio"], options["aligned"])
+        compiled.roi_align_forward(input, rois, output, options["spatial_scale"], options["sampling_ratio"],
+                                   options["aligned"])  # fmt: skip
 
     def roi_align_backward(self, grad_output, rois, argmax_y, argmax_x, grad_input, **options):
-        if not self._takes(options, grad_input, rois, grad_output):
+        floats = (torch.float32, torch.float64)
+        if options["pool_mode"] != 1 or (compiled := self._kernel(floats, grad_input, rois, grad_output)) is None:
             return self.ops.roi_align_backward(grad_output, rois, argmax_y, argmax_x, grad_input, **options)
-        self.kernel.backward(grad_output, rois, grad_input, options["spatial_scale"], options["sampling_ratio"],
-                             options["aligned"])  # fmt: skip
+        compiled.roi_align_backward(grad_output, rois, grad_input, options["spatial_scale"], options["sampling_ratio"],
+                                    options["aligned"])  # fmt: skip
+
+    def nms(self, boxes, scores, iou_threshold, offset):
+        compiled = self._kernel((torch.float32,), boxes, scores, contiguous=False) if len(boxes) <= NMS_BOXES else None
+        if compiled is None:
+            return self.ops.nms(boxes, scores, iou_threshold=iou_threshold, offset=offset)
+        return compiled.nms(boxes, scores, iou_threshold, offset)
 
 
-def _route_roi_align() -> None:
+def _route_cpu_kernels() -> None:
     import importlib
 
-    from pipeline.det.roi_align import kernel
-
-    module = importlib.import_module("mmcv.ops.roi_align")  # the module (mmcv.ops.roi_align is also a function)
-    if not isinstance(module.ext_module, _ThreadedRoIAlign) and (compiled := kernel()) is not None:
-        module.ext_module = _ThreadedRoIAlign(module.ext_module, compiled)
+    # the modules (mmcv.ops.roi_align is also a function); both call mmcv's one compiled module, mmcv._ext
+    modules = [importlib.import_module(name) for name in ("mmcv.ops.roi_align", "mmcv.ops.nms")]
+    if not isinstance(modules[0].ext_module, _CpuKernels):
+        router = _CpuKernels(modules[0].ext_module)
+        for module in modules:
+            module.ext_module = router
 
 
 def files() -> dict:

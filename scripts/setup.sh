@@ -5,8 +5,9 @@
 # kept in a wheel cache outside the repo ($DGSYNTH_WHEEL_CACHE, default ~/.cache/dgsynth/wheels); a second setup, even
 # from a fresh clone, takes seconds. A matching prebuilt wheel in ../shared/wheels is copied into that cache instead.
 # Only when it compiles does it need a C/C++ compiler and the Python headers; it checks them before any download.
-# At the end it compiles dgsynth's threaded CPU RoIAlign (pipeline/det/roi_align.cpp, about 40 s, kept in torch's
-# extension cache) when there is a C++ compiler; without one, mmcv's own kernel runs (the same results, slower).
+# At the end it compiles dgsynth's threaded CPU RoIAlign and NMS (pipeline/det/kernels, about 50 s, kept in torch's
+# extension cache) when there is a C++ compiler with OpenMP; without one, mmcv's own kernels run (the same results,
+# slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,9 +81,9 @@ uv pip install -q --no-deps -e .
 
 "$PY" - <<'PY'
 import mmcv.ops, torch  # noqa: F401  (fails here, not in the first stage, when the ops did not build)
-from pipeline.det.roi_align import kernel
+from pipeline.det.kernels import kernel
 
-# pipeline/det/roi_align.cpp, compiled once (about 40 s) into torch's extension cache; without a compiler it warns
-roialign = "the threaded CPU RoIAlign is built" if kernel() is not None else "RoIAlign runs on mmcv's kernel"
-print(f"[setup] ok: torch {torch.__version__}, mmcv ops load, {roialign}; activate with 'source .venv/bin/activate'")
+# pipeline/det/kernels, compiled once (about 50 s) into torch's extension cache; without a compiler it warns
+kernels = "dgsynth's CPU kernels are built" if kernel() is not None else "RoIAlign and NMS run on mmcv's kernels"
+print(f"[setup] ok: torch {torch.__version__}, mmcv ops load, {kernels}; activate with 'source .venv/bin/activate'")
 PY

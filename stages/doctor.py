@@ -1,4 +1,4 @@
-"""`dgsynth doctor`: what is installed, which device would run, whether mmcv's ops and our CPU RoIAlign work, where
+"""`dgsynth doctor`: what is installed, which device would run, whether mmcv's ops and our CPU kernels work, where
 weights are looked up."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def report() -> list[tuple[str, str]]:
     import torch
     from huggingface_hub import constants
 
-    from pipeline.det.roi_align import kernel
+    from pipeline.det.kernels import kernel
     from pipeline.mm import ops_status
 
     rows = [("python", platform.python_version()), ("platform", platform.platform())]
@@ -31,8 +31,9 @@ def report() -> list[tuple[str, str]]:
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
     rows.append(("mmcv ops", ops_status()))
-    threaded = kernel() is not None
-    rows.append(("cpu roialign", "threaded" if threaded else "mmcv's single-threaded kernel (see the warning)"))
+    built = kernel() is not None
+    rows.append(("cpu kernels", f"roialign, nms on {torch.get_num_threads()} threads" if built
+                 else "mmcv's single-threaded roialign and nms (see the warning)"))
     rows.append(("hugging face cache", constants.HF_HUB_CACHE))
     rows.append(("hub offline", "yes" if constants.HF_HUB_OFFLINE else "no (set HF_HUB_OFFLINE=1 on machines without internet)"))
     rows.append(("torch hub / mm checkpoints", str(Path(torch.hub.get_dir()) / "checkpoints")))

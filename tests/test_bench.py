@@ -1,7 +1,8 @@
 """The speed benchmarks' quick modes: bench/dvc_scale.py on 2,000 images and bench/synthesize.py's tiny Stable
 Diffusion run end to end and write JSON with both layouts or paths and positive times; bench/profile_train.py's
 operator table ranks a known workload's heaviest kernel first; bench/repro.py's stage and progress-bar times from a
-stamped log; bench/roi_align.py records only average-pooling calls and finds both kernels' bits equal."""
+stamped log; bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits
+equal."""
 
 from __future__ import annotations
 
@@ -95,20 +96,27 @@ def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.mm
-def test_roi_align_bench_records_and_compares_calls() -> None:
+def test_kernels_bench_records_and_compares_calls() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
-    from mmcv.ops import roi_align
-    from roi_align import compare, recorded
+    from kernels import compare_nms, compare_roi_align, recorded
+    from mmcv.ops import nms, roi_align
 
     from pipeline import mm
 
     mm.setup()
     features = torch.randn(2, 8, 16, 24)
     rois = torch.tensor([[0, 1.0, 2, 40, 30], [1, 10, 0, 90, 60], [1, 5, 5, 5, 5]])
+    boxes, scores = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30.0]]), torch.tensor([0.9, 0.8, 0.7])
     calls = recorded(lambda: (roi_align(features, rois, 7, 0.25, 0, "avg", True),
-                              roi_align(features, rois, 7, 0.25, 0, "max", True)))  # fmt: skip
-    assert len(calls) == 1 and torch.equal(calls[0][0], features) and torch.equal(calls[0][1], rois)  # avg only
-    row = compare(calls, repeats=2, backward=True)
-    assert (row["calls"], row["rois"], row["same_bits"]) == (1, 3, True)
-    assert set(row["seconds"]) == {"mmcv forward", "threaded forward", "mmcv backward", "threaded backward"}
+                              roi_align(features, rois, 7, 0.25, 0, "max", True), nms(boxes, scores, 0.5)))  # fmt: skip
+    (call,) = calls["roi_align"]  # avg only
+    assert torch.equal(call[0], features) and torch.equal(call[1], rois)
+    (call,) = calls["nms"]
+    assert torch.equal(call[0], boxes) and call[2] == {"iou_threshold": 0.5, "offset": 0}
+    row = compare_roi_align(calls["roi_align"], repeats=2, backward=True)
+    assert (row["calls"], row["items"], row["same_bits"]) == (1, 3, True)
+    assert set(row["seconds"]) == {"mmcv forward", "dgsynth forward", "mmcv backward", "dgsynth backward"}
     assert all(seconds > 0 for seconds in row["seconds"].values())
+    row = compare_nms(calls["nms"], repeats=2)
+    assert (row["calls"], row["items"], row["same_bits"], set(row["seconds"])) == (
+        1, 3, True, {"mmcv nms", "dgsynth nms"})  # fmt: skip

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -179,7 +180,7 @@ def test_doctor():
     assert rows["device"].startswith(("cpu (", "cuda ("))
     assert rows["mmcv ops"] == "ok"
     assert re.search(r"^mmcv ops +ok$", result.stdout, re.MULTILINE)
-    assert rows["cpu roialign"] == "threaded"  # scripts/setup.sh built pipeline/det/roi_align.cpp
+    assert rows["cpu kernels"] == f"roialign, nms on {torch.get_num_threads()} threads"  # setup.sh built them
 
 
 def test_help_lists_the_subcommands():

@@ -223,10 +223,3 @@ void roi_align_backward(at::Tensor grad_output, at::Tensor rois, at::Tensor grad
     backward<scalar_t>(grad_output, rois, grad_input, static_cast<scalar_t>(scale), sampling, aligned);
   });
 }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &roi_align_forward, "RoIAlign average pooling, forward (CPU)",
-        py::call_guard<py::gil_scoped_release>());
-  m.def("backward", &roi_align_backward, "RoIAlign average pooling, backward (CPU)",
-        py::call_guard<py::gil_scoped_release>());
-}
