@@ -20,6 +20,7 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from pipeline import packed
 from pipeline.errors import InputError
 from pipeline.filter import report
 from pipeline.filter.apply import apply
@@ -214,7 +215,8 @@ def test_freemask_ignores_pixels_whose_loss_is_above_the_class_limit(project, to
                  None, project / "synthetic.parquet", out)  # fmt: skip
     kept = read_manifest(out / "kept.parquet")
     assert [Path(p).name for p in kept["label"]] == [f"{i}.png" for i in kept["id"]]
-    masked = cv2.imread(kept["label"].iloc[0], cv2.IMREAD_UNCHANGED)
+    assert sorted(p.name for p in out.iterdir()) == ["kept.parquet", "labels.tar", "rejected.parquet"]  # packed
+    masked = packed.imread(kept["label"].iloc[0], cv2.IMREAD_UNCHANGED)
     original = cv2.imread(read_manifest(project / "synthetic.parquet")["label"].iloc[0], cv2.IMREAD_UNCHANGED)
     if all_masked:
         assert (masked == IGNORE).all() and (rows["masked"] == 1.0).all()

@@ -6,8 +6,10 @@
 2. `rules.select` keeps or rejects each synthetic image. With `enabled: false` every image is kept (the scores and
    what the rules would say are still reported), which is the ablation `dvc exp run -S filter.enabled=false`.
 3. `<out>/kept.parquet` and `<out>/rejected.parquet` are the synthetic manifest's rows (all its columns, paths made
-   relative to `<out>`) plus the scores and, for rejected rows, the reason; FreeMask's masked labels go to
-   `<out>/labels/<id>.png` and the kept rows point to them. The folder is written atomically.
+   relative to `<out>`) plus the scores and, for rejected rows, the reason; FreeMask's masked labels of the kept rows
+   are packed into one archive, `<out>/labels.tar` (members `<id>.png`, read through `pipeline.packed` as
+   `labels.tar/<id>.png`: one file for DVC at any size), and the kept rows point to them. The folder is written
+   atomically.
 
 With a detector as the source model (`models/det/source-s<seed>`) the distances work the same; `consistency` and
 `freemask` need a segmentor's predictions and are an error there (mIoU is NaN for every row).
@@ -16,6 +18,7 @@ With a detector as the source model (`models/det/source-s<seed>`) the distances 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +31,10 @@ from pipeline.errors import InputError
 from pipeline.filter.features import Reference, load_reference, run_pass
 from pipeline.filter.rules import FilterSettings, select
 from pipeline.filter.stats import SourceGaussian
+from pipeline.packed import SUFFIX, pack
 
 SCORE_COLUMNS = ("mahalanobis", "frechet", "miou", "quantile")
+LABELS = "labels"  # FreeMask's masked labels: the folder they are written to, then packed as LABELS + SUFFIX
 
 
 def score(settings: FilterSettings, source_train: Path, source_val: Path | None, synthetic: Path,
@@ -87,7 +92,7 @@ def write_rows(table: pa.Table, rows: pd.DataFrame, path: Path, folder: Path, ma
     for column in ("image", "label", "depth"):
         values = [relocate(p, folder, path.parent) for p in subset.column(column).to_pylist()]
         if column == "label" and masked:
-            values = [None if p is None else f"labels/{i}.png" for p, i in zip(values, rows["id"])]
+            values = [None if p is None else f"{LABELS}{SUFFIX}/{i}.png" for p, i in zip(values, rows["id"])]
         subset = subset.set_column(subset.schema.get_field_index(column), column, pa.array(values, pa.string()))
     for column in [*SCORE_COLUMNS, "reason"]:
         subset = subset.append_column(column, pa.array(rows[column].to_numpy()))
@@ -104,15 +109,18 @@ def apply(settings: FilterSettings, source_train: Path, source_val: Path | None,
     conditions = dict(zip(table.column("id").to_pylist(), table.column("condition").to_pylist()))
     with atomic_dir(out) as tmp:
         masked = settings.freemask is not None
-        scores, summary = score(settings, source_train, source_val, synthetic, tmp / "labels" if masked else None)
+        scores, summary = score(settings, source_train, source_val, synthetic, tmp / LABELS if masked else None)
         synthetic_rows = scores[scores["set"] == "synthetic"]
         synthetic_rows = select(synthetic_rows.assign(condition=synthetic_rows["id"].map(conditions)), settings)
         if not settings.enabled:
             synthetic_rows["kept"] = True
         kept = synthetic_rows[synthetic_rows["kept"]]
-        if masked:  # masked labels of rejected images are not needed
+        if masked:  # the kept images' masked labels, in one archive
+            (tmp / LABELS).mkdir(exist_ok=True)  # every row may be unlabeled
             for image_id in synthetic_rows.loc[~synthetic_rows["kept"], "id"]:
-                (tmp / "labels" / f"{image_id}.png").unlink(missing_ok=True)
+                (tmp / LABELS / f"{image_id}.png").unlink(missing_ok=True)
+            pack(tmp / LABELS, tmp / f"{LABELS}{SUFFIX}")
+            shutil.rmtree(tmp / LABELS)
         write_rows(table, kept, tmp / "kept.parquet", synthetic.parent, masked)
         write_rows(table, synthetic_rows[~synthetic_rows["kept"]], tmp / "rejected.parquet", synthetic.parent, masked)
     source_rows = scores[scores["set"] == "source"].assign(condition="source (val)", quantile=np.nan, reason="",
