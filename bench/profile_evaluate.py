@@ -41,7 +41,6 @@ def main() -> None:
     manifest = Path("data/domains") / args.domain / f"{split}.parquet"
     images = len(read_manifest(manifest))
     mm.setup()
-    torch.set_flush_denormal(True)  # as training does; evaluation runs in the same kind of process
     report = {"domain": args.domain, "images": images, "batch": batch, "tasks": {}}
     with torch.no_grad():
         for task, scorer in SCORERS.items():
