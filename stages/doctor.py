@@ -31,8 +31,8 @@ def report() -> list[tuple[str, str]]:
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
     rows.append(("mmcv ops", ops_status()))
-    built = kernel() is not None
-    rows.append(("cpu kernels", f"roialign, nms on {torch.get_num_threads()} threads" if built
+    compiled = kernel()
+    rows.append(("cpu kernels", f"roialign, nms on {compiled.parallel_threads()} threads" if compiled is not None
                  else "mmcv's single-threaded roialign and nms (see the warning)"))
     rows.append(("hugging face cache", constants.HF_HUB_CACHE))
     rows.append(("hub offline", "yes" if constants.HF_HUB_OFFLINE else "no (set HF_HUB_OFFLINE=1 on machines without internet)"))

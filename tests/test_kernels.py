@@ -85,6 +85,12 @@ def test_same_bits_as_mmcv(kernel, two_threads, stride, sampling, aligned, dtype
     assert torch.equal(my_grad, their_grad)
 
 
+def test_kernels_run_on_every_thread(kernel, two_threads):
+    assert kernel.parallel_threads() == 2  # built without OpenMP, at::parallel_for runs its loops on one thread
+    torch.set_num_threads(1)
+    assert kernel.parallel_threads() == 1
+
+
 def test_no_rois(kernel):
     features = torch.randn(1, 4, 8, 8)
     theirs, mine, their_grad, my_grad = both(features, torch.zeros(0, 5), 0.25, 0, True)
