@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evidence import FULL, RUNS, aims, set_params, variants  # noqa: E402
+from evidence import FULL, FULLS, RUNS, aims, set_params, variants  # noqa: E402
 
 
 def scores(miou: float) -> dict:
@@ -32,12 +32,23 @@ def test_set_params_changes_nested_keys_and_keeps_the_rest(tmp_path):
     assert params["filter"] == {"enabled": True}
 
 
+def test_the_long_run_trains_every_method_three_times_as_long(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  methods: [naive, drsf]\n  seeds: [0]\n  common: {iters: 300, lr: 0.0006}\n"
+                    "det: {seeds: [0]}\n")  # fmt: skip
+    set_params(path, RUNS[FULLS[1]])
+    params = yaml.safe_load(path.read_text())
+    assert params["train"] == {"methods": ["naive", "drsf"], "seeds": [0, 1, 2], "common": {"iters": 900, "lr": 0.0006}}
+    assert params["det"]["seeds"] == []
+
+
 def test_variants_put_each_changed_method_beside_the_full_one(tmp_path):
     full = {"source": scores(10.0), "naive": scores(11.0), "drsf": scores(12.0), "didex": scores(13.0),
             "diga": scores(14.0)}
     (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
+    (tmp_path / f"{FULLS[1]}.json").write_text(json.dumps({"seg": {m: scores(30.0) for m in full}}))
     for name in RUNS:
-        if name != FULL:
+        if name.startswith("seg-") and name not in FULLS:
             methods = RUNS[name]["train.methods"]
             run = {"source": scores(10.0), **{m: scores(20.0 + i) for i, m in enumerate(methods)}}
             (tmp_path / f"{name}.json").write_text(json.dumps({"seg": run}))
