@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.det.kernels import kernel
+
 _TRUSTED: list[Path] = []
 
 
@@ -96,24 +98,24 @@ class _CpuKernels:
     def _kernel(dtypes: tuple, *tensors: torch.Tensor, contiguous: bool = True):
         """The compiled kernels when every tensor is on the CPU, of one dtype among `dtypes` (and contiguous), else
         None (as where they could not be built)."""
-        from pipeline.det.kernels import kernel
-
         dtype = tensors[0].dtype
         takes = dtype in dtypes and all(
             t.device.type == "cpu" and t.dtype == dtype and (t.is_contiguous() or not contiguous) for t in tensors
         )
         return kernel() if takes else None
 
+    def _roi_align(self, options: dict, *tensors: torch.Tensor):
+        """The compiled kernels for an average-pooling RoIAlign of float `tensors`, else None."""
+        return self._kernel((torch.float32, torch.float64), *tensors) if options["pool_mode"] == 1 else None
+
     def roi_align_forward(self, input, rois, output, argmax_y, argmax_x, **options):
-        floats = (torch.float32, torch.float64)
-        if options["pool_mode"] != 1 or (compiled := self._kernel(floats, input, rois, output)) is None:
+        if (compiled := self._roi_align(options, input, rois, output)) is None:
             return self.ops.roi_align_forward(input, rois, output, argmax_y, argmax_x, **options)
         compiled.roi_align_forward(input, rois, output, options["spatial_scale"], options["sampling_ratio"],
                                    options["aligned"])  # fmt: skip
 
     def roi_align_backward(self, grad_output, rois, argmax_y, argmax_x, grad_input, **options):
-        floats = (torch.float32, torch.float64)
-        if options["pool_mode"] != 1 or (compiled := self._kernel(floats, grad_input, rois, grad_output)) is None:
+        if (compiled := self._roi_align(options, grad_input, rois, grad_output)) is None:
             return self.ops.roi_align_backward(grad_output, rois, argmax_y, argmax_x, grad_input, **options)
         compiled.roi_align_backward(grad_output, rois, grad_input, options["spatial_scale"], options["sampling_ratio"],
                                     options["aligned"])  # fmt: skip

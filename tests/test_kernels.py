@@ -115,7 +115,7 @@ def test_setup_routes_average_pooling_on_the_cpu_only(kernel, monkeypatch):
     mm.setup()
     assert isinstance(MMCV.ext_module, mm._CpuKernels)
     spy = Spy(kernel)
-    monkeypatch.setattr(ours, "kernel", lambda: spy)
+    monkeypatch.setattr(mm, "kernel", lambda: spy)
     features = torch.randn(2, 8, 16, 16, requires_grad=True)
     rois = boxes(20, 64, 2, seed=3)
     roi_align(features, rois, POOLED, 0.25, 0, "avg", True).square().sum().backward()
@@ -164,7 +164,7 @@ def test_nms_of_no_boxes_and_of_degenerate_ones(kernel):
 def test_setup_routes_float_nms_on_the_cpu(kernel, monkeypatch):
     mm.setup()
     spy = Spy(kernel)
-    monkeypatch.setattr(ours, "kernel", lambda: spy)
+    monkeypatch.setattr(mm, "kernel", lambda: spy)
     boxes, scores = detections(500, seed=7)
     classes = torch.randint(0, 3, (500,), generator=torch.Generator().manual_seed(7))
     routed = batched_nms(boxes, scores, classes, {"type": "nms", "iou_threshold": 0.5})
@@ -191,6 +191,32 @@ def test_without_a_compiler_mmcv_runs_and_says_why(monkeypatch):
     assert "Ninja is required" in str(caught[0].message) and "mmcv's" in str(caught[0].message)
 
 
+@pytest.mark.slow  # a second build, about a minute
+def test_a_compiler_without_openmp_gets_a_one_thread_build_with_the_same_bits(two_threads, monkeypatch):
+    import torch.utils.cpp_extension
+
+    build = torch.utils.cpp_extension.load
+
+    def without_openmp(*args, extra_cflags, **kwargs):  # as Apple's clang answers -fopenmp
+        if ours.OPENMP in extra_cflags:
+            raise RuntimeError("clang: error: unsupported option '-fopenmp'")
+        return build(*args, extra_cflags=extra_cflags, **kwargs)
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", without_openmp)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        single = ours.kernel.__wrapped__()
+    assert len(caught) == 1 and "without OpenMP (RuntimeError: clang: error" in str(caught[0].message)
+    assert single.parallel_threads() == 1
+    monkeypatch.setattr(ours, "kernel", lambda: single)
+    features = torch.randn(2, 16, 32, 48, generator=torch.Generator().manual_seed(0))
+    theirs, mine, their_grad, my_grad = both(features, boxes(100, 128, 2, seed=5), 0.25, 0, True)
+    assert torch.equal(mine, theirs) and torch.equal(my_grad, their_grad)
+    boxes_, scores = detections(300, seed=3)
+    assert torch.equal(single.nms(boxes_, scores, 0.5, 0), mmcv_nms_ops().nms(boxes_, scores, iou_threshold=0.5,
+                                                                               offset=0))  # fmt: skip
+
+
 def test_each_checkout_and_source_has_its_own_build(tmp_path, monkeypatch):
     mine = ours.build_name()
     copies = [tmp_path / source.name for source in ours.SOURCES]  # the same sources in another checkout
@@ -202,3 +228,4 @@ def test_each_checkout_and_source_has_its_own_build(tmp_path, monkeypatch):
     assert len({mine, other_checkout, ours.build_name()}) == 3
     monkeypatch.undo()
     assert ours.build_name() == mine and mine.startswith("dgsynth_kernels_")
+    assert ours.build_name(openmp=False) != mine

@@ -6,8 +6,9 @@ half of detector evaluation's, and once it was replaced, its NMS was the next si
 what mmcv's kernels compute, with the same float operations in the same order (see each file), so every output is
 the same to the bit; `module.cpp` binds them. `kernel()` compiles them once with torch's extension builder (a C++
 compiler and ninja; about 50 s; kept in torch's extension cache, `TORCH_EXTENSIONS_DIR` or ~/.cache/torch_extensions,
-under a name of its own for each checkout and source); `scripts/setup.sh` builds it. Without a compiler it warns once
-and mmcv's own kernels run: the same results, slower. `pipeline.mm.setup()` routes mmcv's calls here;
+under a name of its own for each checkout and source); `scripts/setup.sh` builds it. A compiler without OpenMP (Apple's
+clang) gets a build without it, whose loops run on one thread, with a warning; without a compiler it warns once and
+mmcv's own kernels run. Both give the same results, slower. `pipeline.mm.setup()` routes mmcv's calls here;
 tests/test_kernels.py compares both kernels with mmcv's, bit for bit.
 """
 
@@ -20,33 +21,45 @@ import warnings
 from pathlib import Path
 
 SOURCES = [Path(__file__).with_name(name) for name in ("roi_align.cpp", "nms.cpp", "module.cpp")]
-# OpenMP: torch's at::parallel_for splits work across threads only in code compiled with it (else it runs the loop
-# on one thread); linked, the extension uses the OpenMP runtime torch has loaded, so torch.set_num_threads applies.
 # No fused multiply-adds: every product and sum is rounded as in mmcv's kernels (built without them), so the bits agree.
-FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp"]
+FLAGS = ["-O3", "-ffp-contract=off"]
+# torch's at::parallel_for splits work across threads only in code compiled with OpenMP (else it runs the loop on one
+# thread); linked, the extension uses the OpenMP runtime torch has loaded, so torch.set_num_threads applies.
+OPENMP = "-fopenmp"
 
 
 @functools.cache
 def kernel():
-    """The compiled module (`roi_align_forward`, `roi_align_backward`, `nms`), or None (with a warning) where it
-    cannot be built."""
+    """The compiled module (`roi_align_forward`, `roi_align_backward`, `nms`, `parallel_threads`): built with OpenMP,
+    else without it (one thread, with a warning), else None (with a warning)."""
     from torch.utils.cpp_extension import load
 
-    try:
-        _ninja_first()
-        return load(name=build_name(), sources=[str(source) for source in SOURCES], extra_cflags=FLAGS,
-                    extra_ldflags=["-fopenmp"])
-    except Exception as error:  # noqa: BLE001  (a missing compiler or ninja: mmcv's kernels give the same results)
-        warnings.warn(f"could not build dgsynth's CPU kernels ({type(error).__name__}: {error}); RoIAlign and NMS run "
-                      "on mmcv's single-threaded CPU kernels (the same results, slower). They need a C++ compiler and "
-                      "ninja.", stacklevel=2)  # fmt: skip
-        return None
+    _ninja_first()
+    errors = []
+    for openmp in (True, False):
+        try:
+            compiled = load(name=build_name(openmp), sources=[str(source) for source in SOURCES],
+                            extra_cflags=FLAGS + [OPENMP] * openmp, extra_ldflags=[OPENMP] * openmp)  # fmt: skip
+        except Exception as error:  # noqa: BLE001  (no compiler, ninja or OpenMP: the next way gives the same results)
+            errors.append(f"{type(error).__name__}: {error}")
+            continue
+        if not openmp:
+            warnings.warn(f"dgsynth's CPU kernels were built without OpenMP ({errors[0]}): RoIAlign and NMS run on one "
+                          "thread (the same results, slower). A compiler with OpenMP (gcc, or clang with libomp) "
+                          "runs them on all of torch's threads.", stacklevel=2)  # fmt: skip
+        return compiled
+    warnings.warn(f"could not build dgsynth's CPU kernels ({errors[-1]}); RoIAlign and NMS run on mmcv's "
+                  "single-threaded CPU kernels (the same results, slower). They need a C++ compiler and ninja.",
+                  stacklevel=2)  # fmt: skip
+    return None
 
 
-def build_name() -> str:
+def build_name(openmp: bool = True) -> str:
     """The build's name in torch's extension cache, which every checkout on the machine shares: one per checkout (the
-    sources' folder) and source, so that two clones never rebuild each other's build, nor replace it under a run."""
-    digest = hashlib.sha1(f"{SOURCES[0].parent.resolve()}\n{' '.join(FLAGS)}\n".encode())
+    sources' folder), source and OpenMP or not, so that two clones never rebuild each other's build, nor replace it
+    under a run."""
+    flags = FLAGS + [OPENMP] * openmp
+    digest = hashlib.sha1(f"{SOURCES[0].parent.resolve()}\n{' '.join(flags)}\n".encode())
     for source in SOURCES:
         digest.update(source.read_bytes())
     return f"dgsynth_kernels_{digest.hexdigest()[:12]}"

@@ -138,23 +138,17 @@ Plan<T> plan(const at::Tensor& features, const at::Tensor& pooled, const at::Ten
 }
 
 template <typename T>
-void forward(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output, T scale, int sampling,
-             bool aligned) {
-  const Plan<T> p = plan<T>(input, output, rois, scale, sampling, aligned);
-  const int channels = p.channels, height = p.height, width = p.width, pooled_h = p.pooled_h, pooled_w = p.pooled_w;
-  const std::vector<Box<T>>& boxes = p.boxes;
-  const std::vector<Sample<T>>& samples = p.samples;
-  const T* in = input.data_ptr<T>();
-  T* out = output.data_ptr<T>();
+void forward(const Plan<T>& p, const T* in, T* out) {
+  const int64_t map_size = (int64_t)p.height * p.width, bins = p.pooled_h * p.pooled_w;
   at::parallel_for(0, p.n_rois, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; n++) {
-      const Box<T>& b = boxes[n];
+      const Box<T>& b = p.boxes[n];
       const int per_bin = b.grid_h * b.grid_w;
-      for (int c = 0; c < channels; c++) {
-        const T* map = in + ((int64_t)b.image * channels + c) * height * width;
-        T* o = out + (n * channels + c) * pooled_h * pooled_w;
-        const Sample<T>* s = samples.data() + b.first;
-        for (int bin = 0; bin < pooled_h * pooled_w; bin++) {
+      for (int c = 0; c < p.channels; c++) {
+        const T* map = in + ((int64_t)b.image * p.channels + c) * map_size;
+        T* o = out + (n * p.channels + c) * bins;
+        const Sample<T>* s = p.samples.data() + b.first;
+        for (int bin = 0; bin < bins; bin++) {
           T sum = 0.;
           for (int k = 0; k < per_bin; k++, s++) {
             T value = s->weight[0] * map[s->pos[0]] + s->weight[1] * map[s->pos[1]] +
@@ -169,24 +163,18 @@ void forward(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output
 }
 
 template <typename T>
-void backward(const at::Tensor& grad_output, const at::Tensor& rois, at::Tensor& grad_input, T scale,
-              int sampling, bool aligned) {
-  const Plan<T> p = plan<T>(grad_input, grad_output, rois, scale, sampling, aligned);
-  const int channels = p.channels, height = p.height, width = p.width, pooled_h = p.pooled_h, pooled_w = p.pooled_w;
-  const std::vector<Box<T>>& boxes = p.boxes;
-  const std::vector<Sample<T>>& samples = p.samples;
-  const T* grad_out = grad_output.data_ptr<T>();
-  T* grad_in = grad_input.data_ptr<T>();
-  at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+void backward(const Plan<T>& p, const T* grad_out, T* grad_in) {
+  const int64_t map_size = (int64_t)p.height * p.width, bins = p.pooled_h * p.pooled_w;
+  at::parallel_for(0, p.channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c++) {
       for (int64_t n = 0; n < p.n_rois; n++) {
-        const Box<T>& b = boxes[n];
+        const Box<T>& b = p.boxes[n];
         const int per_bin = b.grid_h * b.grid_w;
         const T count = per_bin;
-        T* map = grad_in + ((int64_t)b.image * channels + c) * height * width;
-        const T* g = grad_out + (n * channels + c) * pooled_h * pooled_w;
-        const Sample<T>* s = samples.data() + b.first;
-        for (int bin = 0; bin < pooled_h * pooled_w; bin++) {
+        T* map = grad_in + ((int64_t)b.image * p.channels + c) * map_size;
+        const T* g = grad_out + (n * p.channels + c) * bins;
+        const Sample<T>* s = p.samples.data() + b.first;
+        for (int bin = 0; bin < bins; bin++) {
           for (int k = 0; k < per_bin; k++, s++) {
             if (!s->inside) continue;
             for (int corner = 0; corner < 4; corner++) map[s->pos[corner]] += g[bin] * s->weight[corner] / count;
@@ -211,7 +199,8 @@ void roi_align_forward(at::Tensor input, at::Tensor rois, at::Tensor output, dou
   check(input, rois);
   TORCH_CHECK(output.is_contiguous(), "roi_align needs a contiguous output");
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "roi_align_forward", [&] {
-    forward<scalar_t>(input, rois, output, static_cast<scalar_t>(scale), sampling, aligned);
+    forward<scalar_t>(plan<scalar_t>(input, output, rois, static_cast<scalar_t>(scale), sampling, aligned),
+                      input.data_ptr<scalar_t>(), output.data_ptr<scalar_t>());
   });
 }
 
@@ -220,6 +209,7 @@ void roi_align_backward(at::Tensor grad_output, at::Tensor rois, at::Tensor grad
   check(grad_input, rois);
   TORCH_CHECK(grad_output.is_contiguous(), "roi_align needs a contiguous output gradient");
   AT_DISPATCH_FLOATING_TYPES(grad_input.scalar_type(), "roi_align_backward", [&] {
-    backward<scalar_t>(grad_output, rois, grad_input, static_cast<scalar_t>(scale), sampling, aligned);
+    backward<scalar_t>(plan<scalar_t>(grad_input, grad_output, rois, static_cast<scalar_t>(scale), sampling, aligned),
+                       grad_output.data_ptr<scalar_t>(), grad_input.data_ptr<scalar_t>());
   });
 }
