@@ -71,6 +71,11 @@ def top_operators(step, iters: int, count: int) -> list[dict]:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         for _ in range(iters):
             step()
+    return operator_rows(profiler, iters, count)
+
+
+def operator_rows(profiler, iters: int, count: int) -> list[dict]:
+    """The `count` operators with the most self CPU time in a finished `profiler` run of `iters` steps."""
     events = [e for e in profiler.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)

@@ -1,8 +1,8 @@
 """The speed benchmarks' quick modes: bench/dvc_scale.py on 2,000 images and bench/synthesize.py's tiny Stable
 Diffusion run end to end and write JSON with both layouts or paths and positive times; bench/profile_train.py's
-operator table ranks a known workload's heaviest kernel first; bench/repro.py's stage and progress-bar times from a
-stamped log; bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits
-equal."""
+operator table ranks a known workload's heaviest kernel first; bench/profile_generator.py times every phase of the
+generator stage's code on smoke sizes; bench/repro.py's stage and progress-bar times from a stamped log;
+bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits equal."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench(script: str, *args: str) -> str:
-    """stdout of `python bench/<script> args`, run from the project root; a failure fails the test with its output."""
-    done = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+def bench(script: str, *args: str, cwd: Path = ROOT) -> str:
+    """stdout of `python bench/<script> args`, run from `cwd` (the project root, where it reads params.yaml); a
+    failure fails the test with its output."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -70,6 +72,27 @@ def test_top_operators_ranks_the_heaviest_kernel() -> None:
     assert [row["operator"] for row in rows][0] == "aten::mm"  # two 384^3 products outweigh an 8x8 add
     assert len(rows) == 2 and rows[0]["seconds"] >= rows[1]["seconds"] > 0
     assert 0.5 < rows[0]["share"] <= 1 and rows[0]["share"] + rows[1]["share"] <= 1 + 1e-9
+
+
+def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    generator = {**params["generator"], **params["profiles"]["smoke"]["generator"], "samples": 1,
+                 "conditions": {word: params["generator"]["conditions"][word] for word in ("sunny", "fog/mist")}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"]}))
+    table = bench("profile_generator.py", "--steps", "1", "--warmup", "1", "--op-steps", "1", "--images", "8",
+                  cwd=tmp_path)  # fmt: skip
+    result = json.loads((tmp_path / "reports/bench/profile-generator.json").read_text())
+    assert list(result["phases"]) == ["vae", "unet", "depth"] and result["size"] == {"height": 32, "width": 64,
+                                                                                    "batch": 8}  # fmt: skip
+    for phase, steps in (("vae", 20), ("unet", 40), ("depth", 20)):  # the smoke profile's step counts
+        row = result["phases"][phase]
+        seconds = row["seconds"]
+        assert seconds["batch+forward+loss"] > 0 and seconds["backward"] > 0 and seconds["optimizer"] > 0
+        assert seconds["other"] >= 0 and abs(sum(seconds[p] for p in row["share"]) - seconds["step"]) < 1e-9
+        assert row["stage_steps"] == steps and row["stage_seconds"] == pytest.approx(steps * seconds["step"])
+        assert row["operators"] and row["operators"][0]["seconds"] >= row["operators"][-1]["seconds"] > 0
+    assert "aten::convolution_backward" in [op["operator"] for op in result["phases"]["vae"]["operators"]]
+    assert result["samples_seconds"] > 0 and "sample sheets (1 images per condition, 2 conditions)" in table
 
 
 def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
