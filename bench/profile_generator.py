@@ -25,10 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 import yaml
 from profile_train import OPERATORS, operator_rows, print_operators
 from provenance import commit, device
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 import pipeline.generator.train as training
 from pipeline.generator.corpus import build_corpus
@@ -47,8 +47,7 @@ class StepClock:
     step's start and end (torch's global optimizer hooks); the profiler runs over the steps from `profile_from`."""
 
     def __init__(self, profile_from: int):
-        self.profile_from, self.marks, self.phases = profile_from, [], {}
-        self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        self.profile_from, self.marks, self.phases, self.profiler = profile_from, [], {}, None
         register_optimizer_step_pre_hook(lambda *_: self.marks[-1].append(time.perf_counter()))
         register_optimizer_step_post_hook(lambda *_: self.marks[-1].append(time.perf_counter()))
 
@@ -58,6 +57,7 @@ class StepClock:
         def timed_loss() -> torch.Tensor:
             start = time.perf_counter()  # the step before ends here, without the profiler's start
             if len(self.marks) == self.profile_from:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
                 self.profiler.__enter__()
             loss = batch_loss()
             self.marks.append([start, time.perf_counter()])
@@ -70,7 +70,6 @@ class StepClock:
         steps = len(self.marks) - self.profile_from
         self.phases[phase] = {"marks": self.marks, "end": end,
                               "operators": operator_rows(self.profiler, steps, OPERATORS)}  # fmt: skip
-        self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
 
     fit_unpatched = staticmethod(training._fit)
 
