@@ -1,12 +1,12 @@
 """Benchmark: is the default schedule long enough? The source validation mIoU of segmentation runs during training.
 
-    python bench/schedule.py [--method source ...] [--iters 300 900] [--every 50]
+    python bench/schedule.py [--method source ...] [--iters 300 900] [--lr ...] [--every 50] [--out PATH]
 
-Each (method, iters) trains with params.yaml's `train` settings (its warm-up, then poly decay to zero at `iters`, as
-`dvc exp run -S train.common.iters=N` would) on the real source manifest, seed 0, and scores the model on the source
+Each (method, learning rate, iters) trains with params.yaml's `train` settings (its warm-up, then poly decay to zero
+at `iters`, as `dvc exp run -S train.common.iters=N -S train.common.lr=LR` would; `--lr` defaults to params.yaml's) on the real source manifest, seed 0, and scores the model on the source
 domain's validation split every `every` iterations (the only split it may be tuned on; no target domain is read). A
 curve that still rises at the default's 300 iterations says the default stops before convergence. Writes
-reports/bench/schedule.json.
+reports/bench/schedule.json (or `--out`).
 """
 
 from __future__ import annotations
@@ -52,10 +52,11 @@ class SourceValidation(Hook):
         print(f"  {step:>5} iterations: source val mIoU {scores.miou:.2f}", flush=True)
 
 
-def curve(task, method: str, cfg: dict, source: Path, val: Path, iters: int, every: int) -> tuple[list[dict], float]:
+def curve(task, method: str, cfg: dict, source: Path, val: Path, iters: int, lr: float,
+          every: int) -> tuple[list[dict], float]:  # fmt: skip
     """The validation curve of one run and its wall time, validations included."""
     with tempfile.TemporaryDirectory() as work:
-        config = bench_config(task, method, cfg, source, work, iters=iters, checkpoint_every=iters)
+        config = bench_config(task, method, cfg, source, work, iters=iters, lr=lr, checkpoint_every=iters)
         config["custom_hooks"] = [*config["custom_hooks"], dict(type="SourceValidation", interval=every,
                                                                 manifest=str(val), scale=cfg["common"]["scale"])]
         SourceValidation.curve = []
@@ -68,7 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", nargs="+", default=["source"], choices=("source", "source_aug"))
     parser.add_argument("--iters", nargs="+", type=int, default=[300, 900])
+    parser.add_argument("--lr", nargs="+", type=float, help="learning rates (default: params.yaml's train.common.lr)")
     parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     task = task_of("seg")
     task.register()
@@ -78,18 +81,21 @@ def main() -> None:
     mm.setup()
     runs = []
     for method in args.method:
-        for iters in args.iters:
-            print(f"{method}, {iters} iterations", flush=True)
-            points, seconds = curve(task, method, cfg, domain / "train.parquet", domain / "val.parquet", iters,
-                                    args.every)  # fmt: skip
-            runs.append({"method": method, "iters": iters, "seconds_with_validation": round(seconds), "curve": points})
-    print(f"{'method':<12}{'iters':>6}  source val mIoU every {args.every} iterations")
+        for lr in args.lr or [cfg["common"]["lr"]]:
+            for iters in args.iters:
+                print(f"{method}, learning rate {lr:g}, {iters} iterations", flush=True)
+                points, seconds = curve(task, method, cfg, domain / "train.parquet", domain / "val.parquet", iters, lr,
+                                        args.every)  # fmt: skip
+                runs.append({"method": method, "lr": lr, "iters": iters, "seconds_with_validation": round(seconds),
+                             "curve": points})  # fmt: skip
+    print(f"{'method':<12}{'lr':>8}{'iters':>6}  source val mIoU every {args.every} iterations")
     for run in runs:
-        print(f"{run['method']:<12}{run['iters']:>6}  " + " ".join(f"{p['mIoU']:5.1f}" for p in run["curve"]))
+        points = " ".join(f"{p['mIoU']:5.1f}" for p in run["curve"])
+        print(f"{run['method']:<12}{run['lr']:>8g}{run['iters']:>6}  {points}")
     report = {"arch": cfg["common"]["arch"], "batch": cfg["common"]["batch"], "crop": cfg["common"]["crop"],
               "seed": 0, "every": args.every, "runs": runs, "command": " ".join(["python", *sys.argv])}  # fmt: skip
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
