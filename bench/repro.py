@@ -2,13 +2,14 @@
 
     python bench/repro.py [--force]          # run `dvc repro` (-f: every stage), time it, write the JSON
     python bench/repro.py --log FILE         # the same numbers from the stamped log of an earlier run
+    python bench/repro.py ... --out PATH     # write the JSON there (a second machine's run beside the first's)
 
 Every output line of `dvc repro` is stamped with the time it arrived (`<unix seconds> <line>`) and kept in
 `.dgsynth/repro.log`; a stage's time runs from its "Running stage" line to the next one (or the end), and a progress
 bar's time is the elapsed time tqdm last printed for it at its total (the generator's corpus rendering and training
 phases, the synthesis, the training runs). Stages are also summed by kind (data, generator, synthesize, filter,
-segmentation and detection training, evaluate, other). Prints a table and writes reports/bench/repro.json. Run it
-alone on the machine: anything beside it slows the stages it overlaps.
+segmentation and detection training, evaluate, other). Prints a table and writes reports/bench/repro.json (or
+`--out`). Run it alone on the machine: anything beside it slows the stages it overlaps.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="dvc repro -f: run every stage")
     parser.add_argument("--log", type=Path, default=None, help="read this stamped log instead of running")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     stamped = read_stamped(args.log) if args.log else run_stamped(args.force, LOG)
     result = timings(stamped)
@@ -112,8 +114,8 @@ def main() -> None:
     result |= {"command": ran, "commit": commit(),
                "machine": machine(torch_threads=torch.get_num_threads()),
                "load_average_after": os.getloadavg()}  # fmt: skip
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ def report() -> list[tuple[str, str]]:
         rows.append(("device", f"cuda ({torch.cuda.device_count()}: {names})"))
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
+    # torch's CPU kernels (and oneDNN's) pick their code by this; results are bit-reproducible only within one
+    rows.append(("cpu instruction set", torch.backends.cpu.get_cpu_capability()))
     rows.append(("mmcv ops", ops_status()))
     compiled = kernel()
     rows.append(("cpu kernels", f"roialign, nms on {compiled.parallel_threads()} threads" if compiled is not None

@@ -2,7 +2,8 @@
 Diffusion run end to end and write JSON with both layouts or paths and positive times; bench/profile_train.py's
 operator table ranks a known workload's heaviest kernel first; bench/profile_generator.py times every phase of the
 generator stage's code on smoke sizes; bench/repro.py's stage and progress-bar times from a stamped log;
-bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits equal."""
+bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits equal;
+bench/threads.py times both tasks' tiny source-only runs on 2 threads, 1 thread and side by side."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
+from pipeline.domains import build_domain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,3 +146,26 @@ def test_kernels_bench_records_and_compares_calls() -> None:
     row = compare_nms(calls["nms"], repeats=2)
     assert (row["calls"], row["items"], row["same_bits"], set(row["seconds"])) == (
         1, 3, True, {"mmcv nms", "dgsynth nms"})  # fmt: skip
+
+@pytest.mark.mm
+@pytest.mark.slow
+def test_threads_times_each_task_on_two_threads_one_and_side_by_side(tmp_path: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    world = {"seed": 0, "height": 64, "width": 128}
+    build_domain("src", {"format": "world", "city": "a", "condition": "clear", "splits": {"train": 8}}, world,
+                 tmp_path / "data/domains/src")  # fmt: skip
+    tiny = {"arch": "tiny", "batch": 2, "scale": [128, 64], "crop": [64, 64]}
+    sections = {s: {**params[s], "common": {**params[s]["common"], **tiny}} for s in ("train", "det")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": "src"}, **sections}))
+    table = bench("threads.py", "--iters", "2", "--repeats", "1", cwd=tmp_path)
+    result = json.loads((tmp_path / "reports/bench/threads.json").read_text())
+    assert (result["iters"], result["repeats"], list(result["rows"])) == (2, 1, ["seg", "det"])
+    for task, row in result["rows"].items():
+        seconds, cpu = row["seconds_per_iteration"], row["cpu_per_wall_second"]
+        assert (row["arch"], row["batch"], set(seconds), set(cpu)) == ("tiny", 2, {"2", "1"}, {"2", "1"})
+        assert seconds["2"] > 0 and seconds["1"] > 0 and cpu["1"] > 0 and cpu["2"] > 0
+        assert row["speed_up_of_2_threads"] == pytest.approx(seconds["1"] / seconds["2"])
+        pair = row["iterations_per_second"]
+        assert pair["one run, 2 threads"] == pytest.approx(1 / seconds["2"]) and pair["two runs, 1 thread each"] > 0
+        assert row["side_by_side_gain"] == pytest.approx(pair["two runs, 1 thread each"] * seconds["2"])
+        assert f"{task:<6}tiny" in table

@@ -178,6 +178,7 @@ def test_doctor():
     assert rows["torch"] == metadata.version("torch")
     assert rows["mmcv"] == metadata.version("mmcv") == "2.1.0"
     assert rows["device"].startswith(("cpu (", "cuda ("))
+    assert rows["cpu instruction set"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX2, AVX512
     assert rows["mmcv ops"] == "ok"
     assert re.search(r"^mmcv ops +ok$", result.stdout, re.MULTILINE)
     assert rows["cpu kernels"] == f"roialign, nms on {torch.get_num_threads()} threads"  # setup.sh built them
