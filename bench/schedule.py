@@ -3,10 +3,10 @@
     python bench/schedule.py [--method source ...] [--iters 300 900] [--lr ...] [--every 50] [--out PATH]
 
 Each (method, learning rate, iters) trains with params.yaml's `train` settings (its warm-up, then poly decay to zero
-at `iters`, as `dvc exp run -S train.common.iters=N -S train.common.lr=LR` would; `--lr` defaults to params.yaml's) on the real source manifest, seed 0, and scores the model on the source
-domain's validation split every `every` iterations (the only split it may be tuned on; no target domain is read). A
-curve that still rises at the default's 300 iterations says the default stops before convergence. Writes
-reports/bench/schedule.json (or `--out`).
+at `iters`, as `dvc exp run -S train.common.iters=N -S train.common.lr=LR` would; `--lr` defaults to params.yaml's)
+on the real source manifest, seed 0, and scores the model on the source domain's validation split every `every`
+iterations (the only split it may be tuned on; no target domain is read). A curve that still rises at the default's
+300 iterations says the default stops before convergence. Writes reports/bench/schedule.json (or `--out`).
 """
 
 from __future__ import annotations

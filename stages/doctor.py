@@ -30,7 +30,7 @@ def report() -> list[tuple[str, str]]:
         rows.append(("device", f"cuda ({torch.cuda.device_count()}: {names})"))
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
-    # torch's CPU kernels (and oneDNN's) pick their code by this; results are bit-reproducible only within one
+    # torch's CPU kernels pick their code by it: results are bit-reproducible on one machine, not across machines
     rows.append(("cpu instruction set", torch.backends.cpu.get_cpu_capability()))
     rows.append(("mmcv ops", ops_status()))
     compiled = kernel()
