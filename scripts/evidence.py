@@ -11,9 +11,13 @@ rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr, didex-strength-0.9, dig
 
 Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
 in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,
-the generator, the synthetic images, seed 0) are not redone and this workspace stays as it is:
+the generator, the synthetic images, seed 0) are not redone and this workspace stays as it is. On a machine other
+than the one that made the committed dvc.lock, the cache lacks that lock's outputs (another CPU gives other bits,
+see the README): those stages leave the worktree's lock, so that DVC's run-cache gives this machine's own outputs of
+the same code and params (from its `dvc repro`, or an earlier run of this script), and a stage this machine never ran
+runs. `--out` keeps such a machine's files apart from the committed ones:
 
-    python scripts/evidence.py [--worktree ../dgsynth-evidence] [RUN ...]   # RUN: a name below; default all
+    python scripts/evidence.py [--worktree ../dgsynth-evidence] [--out DIR] [RUN ...]  # RUN: below; default all
     python scripts/evidence.py --aims        # only check our aims against the committed full runs' files
 """
 
@@ -73,9 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", help=f"some of: {', '.join(RUNS)} (default: all)")
     parser.add_argument("--worktree", type=Path, default=ROOT.parent / "dgsynth-evidence")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "evidence", help="folder of the runs' files")
     parser.add_argument("--aims", action="store_true", help="only print the aims' check of seg-3seeds.json")
     args = parser.parse_args()
-    out = ROOT / "reports" / "evidence"
+    out = args.out.resolve()
     if args.aims:
         print_aims(out)
         return
@@ -91,7 +96,10 @@ def main() -> None:
         sh("git", "worktree", "add", "--detach", str(tree), head, cwd=ROOT)
         sh("dvc", "config", "--local", "cache.dir", str(ROOT / ".dvc" / "cache"), cwd=tree, env=env)
     sh("git", "checkout", "--quiet", "--force", "--detach", head, cwd=tree)  # a worktree made earlier: today's code
-    sh("dvc", "checkout", "--quiet", cwd=tree, env=env)
+    kept = forget_missing(tree, env)
+    if kept:  # the outputs of the stages left in dvc.lock, which are all in the cache
+        sh("dvc", "checkout", "--quiet", *kept, cwd=tree, env=env)
+    out.mkdir(parents=True, exist_ok=True)
     for name in args.runs or list(RUNS):
         start = time.perf_counter()
         sh("git", "checkout", "--", "params.yaml", cwd=tree)  # the run before changed it
@@ -100,8 +108,32 @@ def main() -> None:
         shutil.copyfile(tree / "reports" / "metrics.json", out / f"{name}.json")
         shutil.copyfile(tree / "reports" / name.split("-")[0] / "scores.csv", out / f"{name}-scores.csv")
         print(f"{name}: {out / f'{name}.json'} in {time.perf_counter() - start:.0f} s", flush=True)
-    (out / "seg-variants.json").write_text(json.dumps(variants(out), indent=1) + "\n")
+    if (out / f"{FULL}.json").is_file():
+        (out / "seg-variants.json").write_text(json.dumps(variants(out), indent=1) + "\n")
     print_aims(out)
+
+
+def forget_missing(tree: Path, env: dict) -> list[str]:
+    """Remove from the worktree's dvc.lock the stages whose outputs are not in the DVC cache; the stages left.
+
+    DVC looks in its run-cache only for a stage whose lock entry no longer matches its code and params: with the
+    commit's entry in place, a stage whose outputs were made on another machine (or not pulled) would run again.
+    """
+    status = subprocess.run(["dvc", "status", "--json"], cwd=tree, env=env, capture_output=True, text=True,
+                            check=True).stdout  # fmt: skip
+    missing = [stage for stage, changes in json.loads(status or "{}").items()
+               if any("not in cache" in change.get("changed outs", {}).values()
+                      for change in changes if isinstance(change, dict))]  # fmt: skip
+    path = tree / "dvc.lock"
+    lock = yaml.safe_load(path.read_text())
+    if missing:
+        for stage in missing:
+            del lock["stages"][stage]
+        path.write_text(yaml.safe_dump(lock, sort_keys=False))
+        print(f"{len(missing)} stages of dvc.lock have outputs that are not in the DVC cache (made on another machine, "
+              f"or not pulled), e.g. {missing[0]}: they come from DVC's run-cache where this machine made them with "
+              "the same code and params, and run otherwise", flush=True)  # fmt: skip
+    return list(lock["stages"])
 
 
 def print_aims(out: Path) -> None:

@@ -1,9 +1,12 @@
 """scripts/evidence.py's own logic: the params a run changes, the table of variants it assembles from the runs'
-metrics files, and the aims' check (the runs themselves are the default profile's stages, tested elsewhere)."""
+metrics files, the aims' check (the runs themselves are the default profile's stages, tested elsewhere), and how it
+takes a machine's own outputs from DVC's run-cache when the committed dvc.lock was made on another machine."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evidence import FULL, FULLS, RUNS, aims, set_params, variants  # noqa: E402
+from evidence import FULL, FULLS, RUNS, aims, forget_missing, set_params, variants  # noqa: E402
 
 
 def scores(miou: float) -> dict:
@@ -80,3 +83,39 @@ def test_a_run_not_made_yet_is_left_out(tmp_path):
     (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
     (tmp_path / "seg-no-dfdr.json").write_text(json.dumps({"seg": {"source": scores(10.0), "drsf": scores(9.0)}}))
     assert list(variants(tmp_path)["seg"]) == ["source", "drsf", "drsf-no-dfdr"]
+
+
+# Two stages: `same` writes the same bytes on every machine, `differs` bytes that depend on the machine (MACHINE).
+# (DVC's run-cache keeps only stages with a dependency: a file `input`.)
+STAGES = {"stages": {name: {"cmd": f"python -c \"import os; open('{name}.txt', 'w').write({text})\"",
+                            "deps": ["input"], "outs": [f"{name}.txt"]}
+                     for name, text in (("same", "'x'"), ("differs", "os.environ['MACHINE']"))}}  # fmt: skip
+
+
+def test_a_lock_made_on_another_machine_gives_way_to_this_machines_run_cache(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*args: str, machine: str = "a") -> str:
+        done = subprocess.run(args, cwd=tmp_path, env={**env, "MACHINE": machine}, capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(STAGES))
+    (tmp_path / "input").write_text("the same code and params")
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "config", "core.analytics", "false")
+    run("dvc", "repro")  # machine a commits its dvc.lock
+    committed = (tmp_path / "dvc.lock").read_text()
+    for folder in ("files", "runs"):  # machine b: a cache of its own, filled by its own `dvc repro`
+        subprocess.run(["rm", "-rf", str(tmp_path / ".dvc" / "cache" / folder)], check=True)
+    run("dvc", "repro", "--force", machine="b")
+    (tmp_path / "dvc.lock").write_text(committed)  # the worktree of the commit, on machine b
+    (tmp_path / "differs.txt").unlink()
+
+    assert forget_missing(tmp_path, {**env, "MACHINE": "b"}) == ["same"]  # its output is in b's cache too
+    assert "differs" not in yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]
+    output = run("dvc", "repro", machine="c")  # c: what running the stage again would write
+    assert "Stage 'differs' is cached - skipping run" in output
+    assert (tmp_path / "differs.txt").read_text() == "b"
+    assert "Running stage" not in output
