@@ -1,4 +1,5 @@
-"""DVC stage `evaluate`: every trained model of both tasks on the source validation split and every target domain.
+"""DVC stage `evaluate`: every trained model of both tasks on the source validation split (`evaluate.split`; a source
+without one, such as GTA5 read as one train split, is not scored) and every target domain.
 
 Writes reports/metrics.json (DVC metrics: `seg.*` mIoU and `det.*` mAP50), and per task under reports/seg and
 reports/det: scores.csv and per_class.csv (per seed), domains.csv (mean and std over seeds, a DVC bar plot) and a
@@ -32,10 +33,17 @@ TASKS = {"seg": ("train", seg_scorer, seg_report.draw, "label", ["mIoU", "aAcc"]
 
 
 def split_manifest(folder: Path, split: str) -> Path:
-    """`<split>.parquet`, or the domain's only manifest where it has no such split: Diverse-Weather's dusk_rainy and
+    """A target's `<split>.parquet`, or its only manifest where it has no such split: Diverse-Weather's dusk_rainy and
     night_rainy have only a train list, which DRSF's protocol tests on."""
     only = sorted(folder.glob("*.parquet"))
     return only[0] if len(only) == 1 and not (folder / f"{split}.parquet").is_file() else folder / f"{split}.parquet"
+
+
+def source_manifest(folder: Path, split: str) -> Path | None:
+    """The source's `<split>.parquet`, or None where it has none (GTA5 read as one train split): its other manifests
+    hold the images the models trained on, whose scores would pass for the source's validation scores."""
+    path = folder / f"{split}.parquet"
+    return path if path.is_file() or not any(folder.glob("*.parquet")) else None
 
 
 def run() -> str:
@@ -46,7 +54,9 @@ def run() -> str:
                          "set evaluate.split to a split name, e.g. val")  # fmt: skip
     whole(evaluation["batch"], "evaluate.batch")
     whole(evaluation["gallery"], "evaluate.gallery", minimum=0)
-    manifests = {d: split_manifest(DOMAINS / d, evaluation["split"]) for d in [data["source"], *data["targets"]]}
+    source = source_manifest(DOMAINS / data["source"], evaluation["split"])
+    manifests = {d: split_manifest(DOMAINS / d, evaluation["split"]) for d in data["targets"]}
+    manifests = {data["source"]: source, **manifests} if source else manifests
     runs = {}
     for task, (section, *_) in TASKS.items():
         cfg = params(section, required=("methods", "seeds"))
@@ -76,4 +86,6 @@ def run() -> str:
         lines.append(f"target-mean {columns[0]} " + ", ".join(f"{m} {v:.1f}" for m, v in mean.items())
                      if len(mean) else f"no {task} scores")  # fmt: skip
     tables.write_json(metrics, METRICS)
+    if not source:
+        lines.append(f"source {data['source']} not scored: it has no {evaluation['split']} split")
     return f"wrote {METRICS}: " + "; ".join(lines)

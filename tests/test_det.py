@@ -198,5 +198,6 @@ def test_a_source_without_boxes_is_no_detection_source(tmp_path):
     row = dict(id="a", image="a.png", label="a_label.png", depth=None, boxes=None, dataset="x", domain="x", city="x",
                condition="clear", split="train", width=8, height=6, sha256="0")  # fmt: skip
     write_manifest([row, {**row, "id": "b", "boxes": []}], tmp_path / "train.parquet")
-    with pytest.raises(InputError, match="1 of 2 source rows have no box list, e.g. row 0"):
+    with pytest.raises(InputError, match="1 of 2 source rows have no box list, e.g. row 0") as error:
         check_source(DET, tmp_path / "train.parquet")
+    assert "`det.seeds: []` in params.yaml" in str(error.value)  # how to leave detection out

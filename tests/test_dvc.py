@@ -60,8 +60,11 @@ def _run(repo: Path, *args: str) -> str:
 
 
 def make_repo(repo: Path, params: dict) -> Path:
-    """A git + DVC repo at `repo` with the project's code, dvc.yaml and `params`, all committed."""
-    for part in ("pipeline", "stages", "dvc.yaml"):
+    """A git + DVC repo at `repo` with the project's code, dvc.yaml, what git tracks under models/ (as a clone has) and
+    `params`, all committed."""
+    tracked = _run(ROOT, "git", "ls-files", "models").split()
+    for part in ("pipeline", "stages", "dvc.yaml", *tracked):
+        (repo / part).parent.mkdir(parents=True, exist_ok=True)
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, repo / part)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))

@@ -6,16 +6,14 @@ rows carry the source's boxes, the filter keeps images, and metrics.json holds d
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from test_dvc import PARAMS, ROOT, _ran, _run
+from test_dvc import PARAMS, _ran, _run, make_repo
 
 SPLITS = {"daytime_clear": {"train": 6, "test": 2}, "night_sunny": {"test": 3}}
 SIZE = (96, 64)  # width, height
@@ -59,21 +57,11 @@ def dwd_params(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """A git + DVC repo with the project's code, dvc.yaml, what git tracks under models/ (as a clone has), and params
-    over a tiny DWD tree."""
+    """The project's repo (`make_repo`) with params over a tiny DWD tree."""
     data = tmp_path_factory.mktemp("dwd")
     for seed, (folder, splits) in enumerate(SPLITS.items()):
         write_voc(data, folder, splits, seed)
-    repo = tmp_path_factory.mktemp("repo")
-    tracked = _run(ROOT, "git", "ls-files", "models").split()
-    for part in ("pipeline", "stages", "dvc.yaml", *tracked):
-        (repo / part).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, repo / part)
-    (repo / "params.yaml").write_text(yaml.safe_dump(dwd_params(data)))
-    for command in ("git init -q", "git config user.name tests", "git config user.email tests@dgsynth.invalid",
-                    "dvc init -q", "dvc config core.analytics false", "git add -A", "git commit -q -m project"):
-        _run(repo, *command.split())
-    return repo
+    return make_repo(tmp_path_factory.mktemp("repo"), dwd_params(data))
 
 
 def test_detection_only_from_a_diverse_weather_source(repo: Path):

@@ -293,6 +293,7 @@ def test_depth2img_without_depth_or_estimator_names_the_row(project, models):
     row = read_prompts("data/prompts.parquet").query("source_id == 's-train-00001'")["id"].iloc[0]
     assert f"data/prompts.parquet row {row}: source s-train-00001 has no depth" in result.stderr
     assert "stabilityai/stable-diffusion-2-depth" in result.stderr
+    assert "synthesize.mode: img2img; with the embedded generator, synthesize.model: models/generator" in result.stderr
     assert not OUT.exists()
 
 

@@ -58,7 +58,9 @@ def check_depth(weights: Weights, prompts: pd.DataFrame, sources: list[dict], pr
         if source["depth"] is None:
             raise InputError(f"{prompts_path} row {row.id}", f"source {row.source_id} has no depth and "
                              f"{weights.model} has no depth estimator",
-                             f"use a source domain with depth, or a depth model with one such as {DEPTH_MODEL}")  # fmt: skip
+                             f"use a source domain with depth (the embedded world's), a depth model with a depth "
+                             f"estimator such as {DEPTH_MODEL}, or image-to-image (synthesize.mode: img2img; with "
+                             "the embedded generator, synthesize.model: models/generator)")  # fmt: skip
 
 
 def synthesize(settings: Settings, prompts_path: Path, domains: Path, out: Path, reports: Path, wip_root: Path) -> str:

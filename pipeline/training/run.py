@@ -73,9 +73,11 @@ def check_source(task: Task, manifest: Path) -> None:
     missing = read_manifest(manifest)[task.source_column].isna()
     if missing.any():
         what = "pixel label" if task.source_column == "label" else "box list"
+        section = task.methods.section
         raise InputError(manifest, f"{int(missing.sum())} of {len(missing)} source rows have no {what}, e.g. row "
                          f"{int(missing.idxmax())}", "use a source domain with ground truth for this task "
-                         "(data.source), or drop the task's methods")  # fmt: skip
+                         f"(data.source), or leave the task out: `{section}.seeds: []` in params.yaml, or "
+                         f"`dvc exp run -S '{section}.seeds=[]'`")  # fmt: skip
 
 
 def train(task: Task, settings: TrainSettings, seed: int, source: list[Path], synthetic: Path | None, out: Path,
