@@ -193,6 +193,17 @@ def test_kept_and_rejected_manifests_point_at_the_images(project):
     assert not any(p.name.endswith(".tmp") for p in project.iterdir())
 
 
+def test_two_source_images_name_the_fix_and_a_fixed_shrinkage_fits_them(project):
+    two = project / "two.parquet"
+    write_manifest(read_manifest(project / "data/domains/src/train.parquet").head(2).to_dict("records"), two)
+    out = project / "two"
+    with pytest.raises(InputError, match="2 images' descriptions with shrinkage 0 is singular") as error:
+        apply(settings(project), two, None, project / "synthetic.parquet", out)  # Ledoit-Wolf's weight is 0 at n = 2
+    assert str(two) in str(error.value) and "filter.shrinkage: 0.5" in str(error.value) and not out.exists()
+    rows = apply(settings(project, shrinkage=0.5), two, None, project / "synthetic.parquet", out)
+    assert len(rows) == 17 and np.isfinite(rows["mahalanobis"]).all()
+
+
 def test_disabled_keeps_everything_and_still_scores(project):
     out = project / "disabled"
     rows = apply(settings(project, enabled=False, band=[0.0, 0.5]), project / "data/domains/src/train.parquet",

@@ -44,7 +44,12 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
     check_reference(settings, reference)
     freemask = settings.freemask is not None
     source = run_pass(reference, source_train, settings.batch, "describe source train", losses=freemask)
-    gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
+    try:
+        gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
+    except ValueError as error:
+        raise InputError(source_train, f"cannot fit the source statistics: {error}",
+                         "give the source more training images, or set a shrinkage weight: filter.shrinkage: 0.5"
+                         ) from error  # fmt: skip
     limits = None
     if freemask:
         sums, pixels = source.class_loss.T

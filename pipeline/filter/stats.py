@@ -78,7 +78,12 @@ class SourceGaussian:
         channel_mean = np.concatenate([m.mean(0) for m in means])
         second = np.concatenate([(s**2 + m**2).mean(0) for m, s in zip(means, stds)])
         channel_std = np.sqrt(np.maximum(second - channel_mean**2, 1e-12))
-        return cls(mean, scale, np.linalg.cholesky(covariance), weight, list(channels), channel_mean, channel_std)
+        try:
+            cholesky = np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError as error:  # e.g. 2 images: Ledoit-Wolf's weight is 0, the covariance singular
+            raise ValueError(f"the covariance of {len(stats)} images' descriptions with shrinkage {weight:.3g} is "
+                             "singular") from error  # fmt: skip
+        return cls(mean, scale, cholesky, weight, list(channels), channel_mean, channel_std)
 
     def mahalanobis(self, stats: np.ndarray) -> np.ndarray:
         """The Mahalanobis distance of each row of `stats` to the source Gaussian."""
