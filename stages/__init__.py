@@ -51,9 +51,13 @@ def overlay(data: dict, section: str, path: Path) -> dict:
     if section == "data" and "domains" in changes:
         fixed = [key for key in fixed if key != "domains"]
         fixed += [f"domains.{key}" for key in changes["domains"] if key not in (data[section].get("domains") or {})]
+    if fixed and fixed[0].startswith("domains."):  # e.g. the smoke profile's world domains after a switch to real data
+        domain = fixed[0].split(".", 1)[1]
+        raise InputError(f"{where}.data.{fixed[0]}", f"a profile cannot add a domain ({domain} is not in data.domains)",
+                         f"declare {domain} in data.domains, or remove it from profiles.{name}.data.domains")
     if fixed:
         raise InputError(f"{where}.{section}.{fixed[0]}", "a profile cannot change the stages DVC runs",
-                         f"set {section}.{fixed[0].split('.')[0]} in the `{section}` section itself")
+                         f"set {section}.{fixed[0]} in the `{section}` section itself")
     return changes
 
 

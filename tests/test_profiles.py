@@ -52,21 +52,25 @@ def test_a_profile_merges_mappings_and_replaces_values_and_lists(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("changes", "where"),
+    ("changes", "where", "fix"),
     [
-        pytest.param({"train": {"seeds": [0, 1]}}, "profiles.small.train.seeds", id="seeds"),
-        pytest.param({"train": {"methods": []}}, "profiles.small.train.methods", id="methods"),
-        pytest.param({"data": {"source": "other"}}, "profiles.small.data.source", id="source"),
+        pytest.param({"train": {"seeds": [0, 1]}}, "profiles.small.train.seeds",
+                     "set train.seeds in the `train` section itself", id="seeds"),
+        pytest.param({"train": {"methods": []}}, "profiles.small.train.methods",
+                     "set train.methods in the `train` section itself", id="methods"),
+        pytest.param({"data": {"source": "other"}}, "profiles.small.data.source",
+                     "set data.source in the `data` section itself", id="source"),
         pytest.param({"data": {"domains": {"new": {"format": "world"}}}}, "profiles.small.data.domains.new",
+                     "declare new in data.domains, or remove it from profiles.small.data.domains",
                      id="new-domain"),
     ],
 )  # fmt: skip
-def test_a_profile_cannot_change_the_dag(tmp_path, changes, where):
+def test_a_profile_cannot_change_the_dag(tmp_path, changes, where, fix):
     path = _write(tmp_path, _project("small", small={"data": {}, "train": {}, **changes}))
     section = next(iter(changes))
     with pytest.raises(InputError, match=re.escape(where)) as error:
         params(section, path=path)
-    assert "set it" not in str(error.value) and f"in the `{section}` section itself" in str(error.value)
+    assert f"fix: {fix}" in str(error.value)
 
 
 def test_unknown_profile_and_missing_section_entry_name_the_fix(tmp_path):
