@@ -48,8 +48,8 @@ def score(settings: FilterSettings, source_train: Path, source_val: Path | None,
         gaussian = SourceGaussian.fit(source.stats, source.channels, settings.shrinkage)
     except ValueError as error:
         raise InputError(source_train, f"cannot fit the source statistics: {error}",
-                         "give the source more training images, or set a shrinkage weight: filter.shrinkage: 0.5"
-                         ) from error  # fmt: skip
+                         "give the source more training images (2 at least), or, with a few, a fixed shrinkage "
+                         "weight: filter.shrinkage: 0.5") from error  # fmt: skip
     limits = None
     if freemask:
         sums, pixels = source.class_loss.T
