@@ -47,17 +47,16 @@ def overlay(data: dict, section: str, path: Path) -> dict:
     changes = profiles[name][section] or {}
     if not isinstance(changes, dict):
         raise InputError(f"{where}.{section}", f"{changes!r} is not a mapping", "write the keys it changes, or {}")
-    fixed = [key for key in DAG_KEYS.get(section, ()) if key in changes]
-    if section == "data" and "domains" in changes:
-        fixed = [key for key in fixed if key != "domains"]
-        fixed += [f"domains.{key}" for key in changes["domains"] if key not in (data[section].get("domains") or {})]
-    if fixed and fixed[0].startswith("domains."):  # e.g. the smoke profile's world domains after a switch to real data
-        domain = fixed[0].split(".", 1)[1]
-        raise InputError(f"{where}.data.{fixed[0]}", f"a profile cannot add a domain ({domain} is not in data.domains)",
-                         f"declare {domain} in data.domains, or remove it from profiles.{name}.data.domains")
+    # data.domains may change the settings of the domains it declares, not add one
+    fixed = [key for key in DAG_KEYS.get(section, ()) if key in changes and (section, key) != ("data", "domains")]
     if fixed:
         raise InputError(f"{where}.{section}.{fixed[0]}", "a profile cannot change the stages DVC runs",
                          f"set {section}.{fixed[0]} in the `{section}` section itself")
+    added = [key for key in changes.get("domains") or {} if key not in (data[section].get("domains") or {})]
+    if section == "data" and added:  # e.g. the smoke profile's world domains after a switch to real data
+        raise InputError(f"{where}.data.domains.{added[0]}", f"a profile cannot add a domain ({added[0]} is not in "
+                         "data.domains)", f"declare {added[0]} in data.domains, or remove it from "
+                         f"profiles.{name}.data.domains")  # fmt: skip
     return changes
 
 
