@@ -1,12 +1,23 @@
-"""The procedural world: determinism, condition-independent layouts, labels and boxes that match the pixels."""
+"""The procedural world: determinism (the same bits on every CPU), condition-independent layouts, labels and boxes
+that match the pixels."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from numpy._core._multiarray_umath import __cpu_features__
 
 from pipeline.labels import CLASSES, IGNORE, TRAIN_ID
 from pipeline.world import CONDITIONS, render
+from pipeline.world.blur import blur_rows
+from pipeline.world.raster import noise_tiles
 
 H, W = 96, 192
 
@@ -97,3 +108,46 @@ def test_unknown_city_or_condition(kwargs, message):
 def test_unknown_condition_parameter():
     with pytest.raises(ValueError, match="unknown parameters"):
         render(0, "a", "fog", "val", 0, H, W, density=3)
+
+
+# The committed data's bits (dvc.lock's data stages, made on an AVX2 machine and again on an AVX-512 one): the coarse
+# noise tile, and world_a_clear's and world_a_fog's first validation image at the default size, as RGB bytes.
+TILE_SHA256 = "d32cd69b5763ac08ce347f1c83eae47388810bf4850a3de820fa691931fb3182"
+IMAGE_SHA256 = {"clear": "de9926f67a40d2c3ec1654e2b880e175de8901032fd9c5e46b00207d1ef7c9d1",
+                "fog": "571bd2dd572a26a50021951fb889df837cbfcb6a6f754574513e0a254e76d86b"}  # fmt: skip
+
+
+def test_the_noise_tile_and_images_have_the_committed_bits():
+    assert hashlib.sha256(noise_tiles()[1].tobytes()).hexdigest() == TILE_SHA256
+    for condition, digest in IMAGE_SHA256.items():
+        assert hashlib.sha256(render(0, "a", condition, "val", 0).image.tobytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("taps, length", [(13, 13), (33, 34), (33, 301), (63, 200)])
+def test_blur_rows_is_numpys_convolution(taps, length):
+    rng = np.random.default_rng(taps + length)
+    rows, kernel = rng.standard_normal((9, length)).astype(np.float32), rng.uniform(0, 1, taps).astype(np.float32)
+    expected = np.stack([np.convolve(row, kernel, mode="same") for row in rows])
+    np.testing.assert_allclose(blur_rows(rows, kernel), expected, rtol=0, atol=1e-5)  # the same up to sum order
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not __cpu_features__.get("AVX2"),
+                    reason="OpenBLAS's AVX2 kernel needs an x86-64 CPU with AVX2")  # fmt: skip
+def test_blur_rows_has_the_bits_of_openblas_avx2_kernel():
+    """With numpy's OpenBLAS forced to its AVX2 ("Haswell") kernel, np.convolve gives blur_rows' bits exactly."""
+    code = """
+import numpy as np
+from pipeline.world.blur import blur_rows
+rng = np.random.default_rng(0)
+for taps in (13, 33, 63):
+    rows, kernel = rng.standard_normal((20, 150)).astype(np.float32), rng.uniform(0, 1, taps).astype(np.float32)
+    assert np.array_equal(blur_rows(rows, kernel), np.stack([np.convolve(r, kernel, "same") for r in rows])), taps
+"""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).parents[1])
+
+
+@pytest.mark.parametrize("taps", [11, 32, 65])
+def test_blur_rows_refuses_kernels_it_does_not_order(taps):
+    with pytest.raises(ValueError, match=f"odd length 13 to 63, got {taps} taps"):
+        blur_rows(np.zeros((2, 100), np.float32), np.ones(taps, np.float32))

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.labels import TRAIN_ID
+from pipeline.world.blur import blur_rows
 from pipeline.world.scene import Scene, Thing
 
 SKY_DEPTH = 1000.0
@@ -47,9 +48,7 @@ def noise_tiles(height: int = 512, width: int = 1024) -> tuple[np.ndarray, np.nd
     coarse = np.kron(coarse, np.ones((16, 16), np.float32))
     kernel = np.hanning(33).astype(np.float32)
     kernel /= kernel.sum()
-    for axis in (0, 1):
-        coarse = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), axis, coarse)
-    coarse = coarse[:height, :width]
+    coarse = blur_rows(blur_rows(coarse.T, kernel).T, kernel)[:height, :width]  # down the columns, then the rows
     return fine, coarse / np.abs(coarse).max()
 
 
