@@ -83,16 +83,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    task = task_of("seg")
-    task.register()
     params = yaml.safe_load(Path("params.yaml").read_text())
     cfg = params["train"]
+    batches = args.batch or [cfg["common"]["batch"]]
+    if args.images is not None and args.images < max(batches):
+        parser.error(f"--images {args.images} is less than a batch of {max(batches)} images: no iteration to train")
+    task = task_of("seg")
+    task.register()
     domain = Path("data/domains") / params["data"]["source"]
     mm.setup()
     runs = []
     for method in args.method:
         for lr in args.lr or [cfg["common"]["lr"]]:
-            for batch in args.batch or [cfg["common"]["batch"]]:
+            for batch in batches:
                 for iters in [args.images // batch] if args.images else args.iters:
                     print(f"{method}, learning rate {lr:g}, batch {batch}, {iters} iterations", flush=True)
                     points, seconds = curve(task, method, cfg, domain / "train.parquet", domain / "val.parquet", iters,

@@ -19,6 +19,10 @@ def run() -> str:
     cfg = params("gallery", required=("split", "images", "tile_height"))
     whole(cfg["images"], "gallery.images")
     whole(cfg["tile_height"], "gallery.tile_height")
+    if data["source"] in data["targets"]:  # it would be scored on its own split as a target, in the target mean
+        raise InputError("params.yaml data.targets", f"lists the source {data['source']!r}",
+                         "remove it: evaluate scores the source's validation split on its own, and a target is a "
+                         "domain the models do not train on")  # fmt: skip
     rows = []
     for name in [data["source"], *data["targets"]]:
         if name not in data["domains"]:

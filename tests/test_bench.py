@@ -66,6 +66,12 @@ def test_synthesize_gpu_needs_cuda() -> None:
     assert done.returncode != 0 and "needs a CUDA GPU" in done.stderr and "--tiny" in done.stderr
 
 
+def test_schedule_refuses_fewer_images_than_a_batch() -> None:
+    done = subprocess.run([sys.executable, "bench/schedule.py", "--images", "3", "--batch", "2", "4"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and "--images 3 is less than a batch of 4 images: no iteration" in done.stderr
+
+
 def test_top_operators_ranks_the_heaviest_kernel() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from profile_train import top_operators

@@ -56,6 +56,7 @@ CASES = [
     (["gallery"], {"gallery.images": -1}, (), "gallery.images", "whole number"),
     (["gallery"], {"gallery.tile_height": "abc"}, (), "gallery.tile_height", "whole number"),
     (["gallery"], {"gallery.split": DELETE}, (), "gallery.split", "add `split`"),
+    (["gallery"], {"data.targets": ["fog", "src"]}, (), "data.targets", "remove it"),
     (["prompts"], {"prompts.images": -1}, (), "prompts.images", "set e.g. 600"),
     (["prompts"], {"prompts.images": "abc"}, (), "prompts.images", "set e.g. 600"),
     (["prompts"], {"prompts.seed": "abc"}, (), "prompts.seed", "whole number"),
