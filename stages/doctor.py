@@ -8,6 +8,10 @@ import os
 import platform
 from pathlib import Path
 
+# The settings that make an AVX-512 x86-64 machine compute as an AVX2 one, bit for bit (the README's "Another machine
+# gives other bits"): torch's vectorised kernels, oneDNN's convolutions, OpenCV's IPP, numpy's OpenBLAS.
+PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_IPP": "avx2",
+        "OPENBLAS_CORETYPE": "Haswell"}
 PACKAGES = ("torch", "mmengine", "mmcv", "mmsegmentation", "mmdet", "diffusers", "transformers", "dvc", "numpy",
             "pandas", "pyarrow")  # fmt: skip
 
@@ -32,6 +36,9 @@ def report() -> list[tuple[str, str]]:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
     # torch's CPU kernels pick their code by it: results are bit-reproducible on one machine, not across machines
     rows.append(("cpu instruction set", torch.backends.cpu.get_cpu_capability()))
+    pinned = [f"{key}={os.environ[key]}" for key in PINS if key in os.environ]
+    rows.append(("instruction-set pins", " ".join(pinned) if pinned else
+                 "none (to compute as an AVX2 machine: " + " ".join(f"{k}={v}" for k, v in PINS.items()) + ")"))
     rows.append(("mmcv ops", ops_status()))
     compiled = kernel()
     rows.append(("cpu kernels", f"roialign, nms on {compiled.parallel_threads()} threads" if compiled is not None

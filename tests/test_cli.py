@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from stages.cli import app
+from stages.doctor import PINS
 
 H, W = 64, 128
 TILE = 32
@@ -171,7 +172,10 @@ def test_gallery_before_data_says_what_to_run(project):
 
 
 @pytest.mark.mm  # needs mmcv's compiled ops
-def test_doctor():
+def test_doctor(monkeypatch):
+    for key in PINS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OPENCV_IPP", "avx2")
     result = dgsynth("doctor")
     assert result.exit_code == 0, result.output
     rows = dict(re.match(r"^(.*?)\s{2,}(.*)$", line).groups() for line in result.stdout.splitlines())
@@ -179,6 +183,7 @@ def test_doctor():
     assert rows["mmcv"] == metadata.version("mmcv") == "2.1.0"
     assert rows["device"].startswith(("cpu (", "cuda ("))
     assert rows["cpu instruction set"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX2, AVX512
+    assert rows["instruction-set pins"] == "OPENCV_IPP=avx2"
     assert rows["mmcv ops"] == "ok"
     assert re.search(r"^mmcv ops +ok$", result.stdout, re.MULTILINE)
     assert rows["cpu kernels"] == f"roialign, nms on {torch.get_num_threads()} threads"  # setup.sh built them
