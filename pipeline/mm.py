@@ -17,7 +17,8 @@ the code patches mm*. Call `setup()` before building a Runner.
 - Several CPU processes (torchrun): mmengine's `pytorch` launcher calls `torch.cuda.set_device(LOCAL_RANK)` before
   joining the process group, which fails without CUDA, and wraps the model in DDP with `device_ids=[LOCAL_RANK]`,
   which DDP refuses for a CPU model. `join_cpu_processes()` joins the gloo group first (the Runner then skips its own
-  init), and `pipeline.training.runner` gives the CPU wrapper no `device_ids`.
+  init), and `pipeline.training.runner` gives the CPU wrapper no `device_ids`. mmengine never leaves the group:
+  `leave_processes()` does, after training.
 - The synthetic images are members of tar archives (`pipeline.packed`). mmcv's LoadImageFromFile and mmseg's
   LoadAnnotations read through mmengine's file backends: `files()` is the `backend_args` the task configs give them,
   naming a local backend that reads a path through an archive as the member (any other path as the file).
@@ -163,6 +164,16 @@ def join_cpu_processes() -> None:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() and not dist.is_initialized():
         dist.init_process_group("gloo")
+
+
+def leave_processes() -> None:
+    """After training, leave the process group (ours or the Runner's) on every rank: one left to the interpreter's
+    exit can abort the process ("terminate called without an active exception", seen once in 5 runs of
+    tests/test_seg_dist.py's two-node case), which torchrun reports as the whole run's failure."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def package_config(package: str, relative: str):

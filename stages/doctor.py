@@ -34,7 +34,7 @@ def report() -> list[tuple[str, str]]:
         rows.append(("device", f"cuda ({torch.cuda.device_count()}: {names})"))
     else:
         rows.append(("device", f"cpu ({os.cpu_count()} cores; no CUDA device visible)"))
-    # torch's CPU kernels pick their code by it: results are bit-reproducible on one machine, not across machines
+    # torch's CPU kernels pick their code by it: results are bit-reproducible across machines only under PINS
     rows.append(("cpu instruction set", torch.backends.cpu.get_cpu_capability()))
     pinned = [f"{key}={os.environ[key]}" for key in PINS if key in os.environ]
     rows.append(("instruction-set pins", " ".join(pinned) if pinned else

@@ -1,5 +1,5 @@
-"""The procedural world: determinism (the same bits on every CPU), condition-independent layouts, labels and boxes
-that match the pixels."""
+"""The procedural world: determinism (the committed bits, whatever the CPU's BLAS kernel), condition-independent
+layouts, labels and boxes that match the pixels."""
 
 from __future__ import annotations
 

@@ -110,6 +110,7 @@ def train(task: Task, settings: TrainSettings, seed: int, source: list[Path], sy
     start = time.perf_counter()
     runner = Runner.from_cfg(Config(config))
     runner.train()
+    mm.leave_processes()
     if runner.rank != 0:  # DDP keeps the parameters equal on every rank; buffers (BN statistics) are rank 0's
         return f"rank {runner.rank}: trained, rank 0 writes {out}"
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
