@@ -52,8 +52,9 @@ def overlay(data: dict, section: str, path: Path) -> dict:
     if fixed:
         raise InputError(f"{where}.{section}.{fixed[0]}", "a profile cannot change the stages DVC runs",
                          f"set {section}.{fixed[0]} in the `{section}` section itself")
-    added = [key for key in changes.get("domains") or {} if key not in (data[section].get("domains") or {})]
-    if section == "data" and added:  # e.g. the smoke profile's world domains after a switch to real data
+    declared = data[section].get("domains") or {}
+    added = [key for key in changes.get("domains") or {} if key not in declared] if section == "data" else []
+    if added:  # e.g. the smoke profile's world domains after a switch to real data
         raise InputError(f"{where}.data.domains.{added[0]}", f"a profile cannot add a domain ({added[0]} is not in "
                          "data.domains)", f"declare {added[0]} in data.domains, or remove it from "
                          f"profiles.{name}.data.domains")  # fmt: skip
