@@ -8,6 +8,8 @@ bench/threads.py times both tasks' tiny source-only runs on 2 threads, 1 thread 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from numpy._core._multiarray_umath import __cpu_features__
 
 from pipeline.domains import build_domain
 
@@ -70,6 +73,18 @@ def test_schedule_refuses_fewer_images_than_a_batch() -> None:
     done = subprocess.run([sys.executable, "bench/schedule.py", "--images", "3", "--batch", "2", "4"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and "--images 3 is less than a batch of 4 images: no iteration" in done.stderr
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not __cpu_features__.get("AVX2"),
+                    reason="OpenBLAS's AVX2 kernel needs an x86-64 CPU with AVX2")  # fmt: skip
+def test_world_bits_finds_no_difference_under_openblas_avx2_kernel(tmp_path: Path) -> None:
+    """Under the kernel the fixed order is written after, np.convolve's tile draws the same images."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "world_bits.py"), "--images", "2"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "reports/bench/world_bits.json").read_text())
+    assert result["total"] == {"images": 12, "images_differing": 0, "pixels_differing": 0}
 
 
 def test_top_operators_ranks_the_heaviest_kernel() -> None:
