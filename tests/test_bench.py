@@ -3,7 +3,8 @@ Diffusion run end to end and write JSON with both layouts or paths and positive 
 operator table ranks a known workload's heaviest kernel first; bench/profile_generator.py times every phase of the
 generator stage's code on smoke sizes; bench/repro.py's stage and progress-bar times from a stamped log;
 bench/kernels.py records NMS calls and only average-pooling RoIAlign calls, and finds both kernels' bits equal;
-bench/threads.py times both tasks' tiny source-only runs on 2 threads, 1 thread and side by side."""
+bench/threads.py times both tasks' tiny source-only runs on 2 threads, 1 thread and side by side; bench/captions.py
+scores a smoke-size generator's colours per caption word, and its score is 1 for the corpus itself, 0 for one colour."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -118,6 +120,38 @@ def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) ->
     assert "aten::convolution_backward" in [op["operator"] for op in result["phases"]["vae"]["operators"]]
     assert result["samples_seconds"] > 0 and "sample sheets (1 images per condition, 2 conditions)" in table
 
+
+
+def test_captions_scores_a_generator_per_caption_word(tmp_path: Path, monkeypatch) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from captions import fidelity
+
+    from stages import generator as stage
+
+    truth = {"rain": np.array([80.0, 80, 90]), "winter": np.array([150.0, 150, 150]), "evening": np.array([80, 60, 50])}
+    same = fidelity(truth, truth)
+    assert same["relative_spread"] == pytest.approx(1) and same["correlation"] == pytest.approx(1)
+    alike = fidelity({word: np.full(3, 100.0) for word in truth}, truth)  # every word one colour
+    assert alike["relative_spread"] == 0 and alike["correlation"] == 0
+    half = fidelity({word: 0.5 * colour + 7 for word, colour in truth.items()}, truth)
+    assert half["relative_spread"] == pytest.approx(0.5) and half["correlation"] == pytest.approx(1)
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    generator = {**params["generator"], **params["profiles"]["smoke"]["generator"], "samples": 1,
+                 "conditions": {word: params["generator"]["conditions"][word] for word in ("sunny", "rain", "winter")}}
+    generator["size"] = {**params["generator"]["size"], **generator["size"], "images": 24}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"],
+                                                          "synthesize": {"model": "models/generator-depth"}},
+                                                         sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    stage.run()
+    table = bench("captions.py", "--count", "1", "--strengths", "0.5", cwd=tmp_path)
+    result = json.loads((tmp_path / "reports/bench/captions.json").read_text())
+    assert list(result["rows"]) == ["corpus", "text-to-image", "depth-to-image 0.5"]
+    assert result["rows"]["corpus"]["relative_spread"] == pytest.approx(1)
+    for row in result["rows"].values():
+        assert list(row["mean_rgb"]) == ["sunny", "rain", "winter"] and row["relative_spread"] >= 0
+    assert result["text_encoder_spread"]["fresh"] > 0 and "depth-to-image 0.5" in table
 
 def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "bench"))

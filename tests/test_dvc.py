@@ -34,7 +34,7 @@ PARAMS = {
                   "size": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2, "unet_steps": 2,
                            "depth_steps": 2, "lr": 0.001, "unet": [8, 16],
                            "unet_attention": [True, False], "vae": [8, 16], "vae_attention": False, "text_width": 32,
-                           "text_layers": 1}},
+                           "text_layers": 1, "train_text": True}},
     "synthesize": {"model": "models/generator", "revision": None, "mode": "img2img", "height": 16, "width": 32,
                    "steps": 2, "guidance": 7.5, "strength": 1.0, "scheduler": "dpm++", "batch": 2, "dtype": "auto",
                    "compile": False, "shard_size": 2, "sheet": {"images": 1, "tile_height": 16}},

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from pipeline.domains import build_domain
 from pipeline.generator.corpus import build_corpus
 from pipeline.generator.settings import Size, load_conditions, load_words
-from pipeline.generator.train import LossLog, pixels, train_vae
+from pipeline.generator.train import LossLog, pixels, train_unet, train_vae
 from pipeline.manifest import read_manifest
 from pipeline.sd import build_components, read_vocabulary
 from pipeline.synthesis import check, find_weights, generate, load_pipeline
@@ -33,7 +33,7 @@ WORDS = load_words(SHIPPED["prompts"])
 TINY = {"images": 24, "height": 32, "width": 64, "batch": 8, "vae_steps": 20, "unet_steps": 50, "depth_steps": 100,
         "lr": 0.002,
         "unet": [16, 32], "unet_attention": [True, False], "vae": [16, 32, 32], "vae_attention": True,
-        "text_width": 32, "text_layers": 1}  # fmt: skip
+        "text_width": 32, "text_layers": 1, "train_text": True}  # fmt: skip
 PARAMS = {
     "prompts": {"quality": "A high quality photo;", "locations": ["europe", "USA"], "scenes": ["", "City"]},
     "generator": {
@@ -109,6 +109,25 @@ def test_vae_training_lowers_the_reconstruction_loss():
     assert after < 0.6 * before, (before, after)
     assert [step for step, _, _ in log.rows] == [10, 20, 30, 40, 50, 60]
     assert log.rows[-1][2] < 0.5 * log.rows[0][2]  # the logged training loss (MSE + KL) falls too
+
+
+@pytest.mark.parametrize("train_text", [True, False])
+def test_text_encoder_trains_only_when_asked(train_text):
+    """generator.size.train_text: the UNet phase updates the text encoder with the UNet, or leaves it as built (as
+    Stable Diffusion keeps CLIP's); the UNet learns either way."""
+    items = corpus(8)
+    components = build_components(Size(**TINY).architecture(), seed=0)
+    before = {name: copy.deepcopy(components[name].state_dict()) for name in ("unet", "text_encoder")}
+    latents = torch.randn(8, 4, 4, 8), torch.full((8, 4, 4, 8), 0.1)
+    train_unet(components, latents, items.captions, steps=3, batch=4, lr=1e-3,
+               generator=torch.Generator().manual_seed(0), log=LossLog(), train_text=train_text)  # fmt: skip
+
+    def moved(name: str) -> bool:
+        after = components[name].state_dict()
+        return any(not torch.equal(after[key], value) for key, value in before[name].items())
+
+    assert moved("unet")
+    assert moved("text_encoder") is train_text
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +278,8 @@ def _with(path: tuple[str, ...], value) -> dict:
                      "[True] is not one true/false per UNet level", "a list of 2 booleans"], id="attention-levels"),
         pytest.param(("generator", "size", "vae_attention"), "no", ["generator.size.vae_attention",
                      "'no' is not true or false"], id="vae-attention-not-a-flag"),
+        pytest.param(("generator", "size", "train_text"), 1, ["generator.size.train_text",
+                     "1 is not true or false"], id="train-text-not-a-flag"),
     ],
 )  # fmt: skip
 def test_bad_settings_exit_2_and_write_nothing(tmp_path, monkeypatch, path, value, expected):

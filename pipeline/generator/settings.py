@@ -30,6 +30,7 @@ class Size:
     vae_attention: bool  # self-attention in the VAE's middle block
     text_width: int
     text_layers: int
+    train_text: bool  # train the text encoder with the UNet; false: it stays as initialised, as SD keeps CLIP's
 
     def architecture(self) -> Sizes:
         return Sizes(unet=self.unet, vae=self.vae, text_width=self.text_width, text_layers=self.text_layers,
@@ -71,7 +72,7 @@ def load_size(cfg: dict) -> Size:
         key = f"generator.size.{field.name}"
         if field.name == "lr":
             number(spec["lr"], key, positive=True)
-        elif field.name == "vae_attention":
+        elif field.name in ("vae_attention", "train_text"):
             flag(spec[field.name], key)
         elif field.name == "unet_attention":
             value, levels = spec[field.name], len(spec["unet"])

@@ -3,8 +3,9 @@
 Phase 1 trains the VAE to reconstruct the corpus (pixel MSE, which learns colours faster than L1 in a few hundred
 steps, and a small KL term; no GAN),
 then sets its latent scale the way SD did (scaling_factor = 1 / std of the latents) and encodes the corpus once.
-Phase 2 trains the UNet and the CLIP text encoder together to predict the noise added to those latents under the
-DDPM schedule, with captions dropped to "" one time in ten for classifier-free guidance.
+Phase 2 trains the UNet and the CLIP text encoder together (the encoder stays as built with `train_text` off, as SD
+keeps CLIP's) to predict the noise added to those latents under the DDPM schedule, with captions dropped to "" one
+time in ten for classifier-free guidance.
 Phase 3 makes the depth model as SD 2 depth was made from SD 2 base: a copy of the UNet with one more input channel
 (zero-initialised, so it starts as the text-to-image model) is fine-tuned on the same loss with each image's depth
 map beside its noised latents, scaled as the depth-to-image pipeline scales it; the text encoder stays frozen.
@@ -37,9 +38,10 @@ KL_WEIGHT = 1e-6  # on the KL summed over a latent, against MSE averaged over pi
 START_LOGVAR = -6.0
 CAPTION_DROP = 0.1  # share of captions replaced by "" (the unconditional prompt of classifier-free guidance)
 # Offset noise (Guttenberg, 2023): a random per-channel constant added to the noise hides the image's mean colour
-# from the noised latent, so the model must take it from the caption. This is what makes a small model follow the
-# caption's condition within minutes: measured on 600 steps, the spread of the predicted latent means across
-# conditions went from 2% of the corpus's spread at the usual 0.1 to 96% at 0.3.
+# from the noised latent, so the model must take it from the caption. With the first generator (latents at 1/4 of
+# the image side, commit 2b8c037), 600 steps took the spread of the predicted latent means across conditions from 2%
+# of the corpus's spread at the usual 0.1 to 96% at 0.3. The default's latents at 1/2 do not follow their captions
+# (bench/captions.py: their images' colours spread under 1% of the corpus's over the caption words).
 OFFSET_NOISE = 0.3
 # Min-SNR-5 loss weights (Hang et al., 2023, who report about 3x faster convergence): less weight on the nearly
 # clean timesteps, whose fine detail a small model cannot learn in minutes, more on the noisy ones that set layout
@@ -138,10 +140,10 @@ def encode(vae, images: np.ndarray, batch: int, generator: torch.Generator) -> t
 
 def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], captions: list[str], steps: int,
                batch: int, lr: float, generator: torch.Generator, log: LossLog, first_step: int = 1,
-               depth: torch.Tensor | None = None) -> None:  # fmt: skip
-    """Phase 2: fit the UNet and the text encoder to predict the noise in noised latents, given the captions.
-    Phase 3, with `depth` (N x 1 x h x w, `pipeline.synthesis.depth.condition`): fit a depth UNet (5 input
-    channels) to the same, the depth map beside the noised latents, the text encoder frozen."""
+               depth: torch.Tensor | None = None, train_text: bool = False) -> None:  # fmt: skip
+    """Phase 2: fit the UNet (and the text encoder, with `train_text`) to predict the noise in noised latents,
+    given the captions. Phase 3, with `depth` (N x 1 x h x w, `pipeline.synthesis.depth.condition`): fit a depth UNet
+    (5 input channels) to the same, the depth map beside the noised latents, the text encoder frozen."""
     unet, text_encoder, tokenizer = components["unet"], components["text_encoder"], components["tokenizer"]
     scheduler, scale = components["scheduler"], components["vae"].config.scaling_factor
     tokenize = lambda texts: tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,  # noqa: E731
@@ -160,7 +162,7 @@ def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], cap
         noised = scheduler.add_noise(x0, noise, t)
         if depth is not None:
             noised = torch.cat([noised, depth[index]], dim=1)
-        with torch.set_grad_enabled(depth is None):
+        with torch.set_grad_enabled(train_text):
             states = text_encoder(tokens)[0]
         prediction = unet(noised, t, states).sample
         snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
@@ -168,7 +170,7 @@ def train_unet(components: dict, latents: tuple[torch.Tensor, torch.Tensor], cap
         return (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
 
     if depth is None:
-        _fit("unet", [unet, text_encoder], batch_loss, steps, lr, log, first_step)
+        _fit("unet", [unet, text_encoder] if train_text else [unet], batch_loss, steps, lr, log, first_step)
     else:
         _fit("depth", [unet], batch_loss, steps, lr, log, first_step)
 
@@ -182,7 +184,7 @@ def train(components: dict, corpus: Corpus, size: Size, seed: int) -> tuple[Loss
     train_vae(components["vae"], corpus.images, size.vae_steps, size.batch, size.lr, generator, log)
     latents = encode(components["vae"], corpus.images, 4 * size.batch, generator)
     train_unet(components, latents, corpus.captions, size.unet_steps, size.batch, size.lr, generator, log,
-               first_step=size.vae_steps + 1)  # fmt: skip
+               first_step=size.vae_steps + 1, train_text=size.train_text)  # fmt: skip
     depth_unet = with_depth_input(components["unet"])
     train_unet({**components, "unet": depth_unet}, latents, corpus.captions, size.depth_steps, size.batch, size.lr,
                generator, log, first_step=size.vae_steps + size.unet_steps + 1,
