@@ -100,11 +100,20 @@ def test_top_operators_ranks_the_heaviest_kernel() -> None:
     assert 0.5 < rows[0]["share"] <= 1 and rows[0]["share"] + rows[1]["share"] <= 1 + 1e-9
 
 
-def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) -> None:
+def write_smoke_generator(folder: Path, words: list[str], **size) -> None:
+    """params.yaml in `folder`: the generator at the smoke profile's sizes (laid over the default's key by key, as the
+    profile is) with `size` changed, one sample per condition, the caption conditions `words` in that order."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    generator = {**params["generator"], **params["profiles"]["smoke"]["generator"], "samples": 1,
-                 "conditions": {word: params["generator"]["conditions"][word] for word in ("sunny", "fog/mist")}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"]}))
+    smoke = params["profiles"]["smoke"]["generator"]
+    generator = {**params["generator"], **smoke, "samples": 1,
+                 "size": {**params["generator"]["size"], **smoke["size"], **size},
+                 "conditions": {word: params["generator"]["conditions"][word] for word in words}}  # fmt: skip
+    (folder / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"],
+                                                        "synthesize": {"model": "models/generator-depth"}},
+                                                       sort_keys=False))  # fmt: skip
+
+def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) -> None:
+    write_smoke_generator(tmp_path, ["sunny", "fog/mist"])
     table = bench("profile_generator.py", "--steps", "1", "--warmup", "1", "--op-steps", "1", "--images", "8",
                   cwd=tmp_path)  # fmt: skip
     result = json.loads((tmp_path / "reports/bench/profile-generator.json").read_text())
@@ -136,13 +145,7 @@ def test_captions_scores_a_generator_per_caption_word(tmp_path: Path, monkeypatc
     half = fidelity({word: 0.5 * colour + 7 for word, colour in truth.items()}, truth)
     assert half["relative_spread"] == pytest.approx(0.5) and half["correlation"] == pytest.approx(1)
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    generator = {**params["generator"], **params["profiles"]["smoke"]["generator"], "samples": 1,
-                 "conditions": {word: params["generator"]["conditions"][word] for word in ("sunny", "rain", "winter")}}
-    generator["size"] = {**params["generator"]["size"], **generator["size"], "images": 24}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"],
-                                                          "synthesize": {"model": "models/generator-depth"}},
-                                                         sort_keys=False))
+    write_smoke_generator(tmp_path, ["sunny", "rain", "winter"], images=24)
     monkeypatch.chdir(tmp_path)
     stage.run()
     table = bench("captions.py", "--count", "1", "--strengths", "0.5", cwd=tmp_path)
