@@ -49,6 +49,9 @@ RUNS = {
     # source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
     # does synthetic data add anything to it?
     "seg-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True},
+    # the generator's text-to-image UNet trained four times as long (1,600 steps), where it follows its captions
+    # (bench/captions.py): do pseudo-domains that differ help naive and DRSF?
+    "seg-unet-1600": {**SEEDS, "train.methods": ["naive", "drsf"], "generator.size.unet_steps": 1600},
     # every method trained three times as long: the default's 300 iterations stop before source-only converges
     "seg-900-iters": {**SEEDS, "train.common.iters": 900},
 }
