@@ -103,7 +103,7 @@ def main() -> None:
         print(f"{name:<20}{result['miou']:>8.1f}{result['relative']:>9.2f}{result['seconds_per_image']:>8.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"commit": commit(), "load_average": os.getloadavg()[0], "images": len(rows),
-                                    "model": args.model, "generator": params["generator"]["size"], "synthesize": cfg,
+                                    "model": args.model, "generator": params["generator"]["sizes"], "synthesize": cfg,
                                     "results": results}, indent=2) + "\n")  # fmt: skip
 
 

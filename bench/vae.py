@@ -3,7 +3,7 @@
     python bench/vae.py [--images 500] [--variant 16,32,64:300 --variant 16,32:300:noattn ...]
 
 Each variant (`channels per level:steps`, `:noattn` for no attention in the middle block) trains a VAE as the
-generator stage does (`pipeline.generator.train`) on the first `--images` corpus images at generator.size's height
+generator stage does (`pipeline.generator.train`) on the first `--images` corpus images at generator.sizes' height
 and width, then passes the source validation images through it (latent mean, decoded) at that size and back to the
 source size, and scores them with the source-only model (per-image mIoU against the source labels, as
 bench/layout.py does). Prints a table and writes reports/bench/vae.json: the mIoU relative to real images and the

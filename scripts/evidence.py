@@ -51,7 +51,7 @@ RUNS = {
     "seg-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True},
     # the generator's text-to-image UNet trained four times as long (1,600 steps), where it follows its captions
     # (bench/captions.py): do pseudo-domains that differ help naive and DRSF?
-    "seg-unet-1600": {**SEEDS, "train.methods": ["naive", "drsf"], "generator.size.unet_steps": 1600},
+    "seg-unet-1600": {**SEEDS, "train.methods": ["naive", "drsf"], "generator.sizes.unet_steps": 1600},
     # every method trained three times as long: the default's 300 iterations stop before source-only converges
     "seg-900-iters": {**SEEDS, "train.common.iters": 900},
 }

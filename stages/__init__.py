@@ -28,11 +28,30 @@ def params(section: str, required: tuple[str, ...] = (), path: str | Path = "par
     if section not in data:
         raise InputError(path, f"no `{section}` section", f"add a `{section}:` section (see the README)")
     merged = merge(data[section], overlay(data, section, path))
+    blind = run_cache_blind(merged, section)
+    if blind:
+        raise InputError(f"{path} {blind}", "DVC's run-cache drops every params key named 'size' or 'nfiles' when it "
+                         "hashes a stage, so a change to this one could bring back another run's outputs",
+                         "rename the key")  # fmt: skip
     missing = [key for key in required if key not in (merged or {})]
     if missing:
         raise InputError(path, f"no `{section}.{missing[0]}`", f"add `{missing[0]}` to the `{section}` section")
     return merged
 
+
+def run_cache_blind(tree, prefix: str) -> str:
+    """The dotted name of the first key in `tree` that DVC's run-cache leaves out of a stage's hash ('' if none):
+    dvc 3 hashes a stage's lock entry with dict_sha256(exclude=["size", "nfiles"]), which drops such keys at any depth,
+    so a run with another value of one is taken for a cached run of the old value."""
+    if not isinstance(tree, dict):
+        return ""
+    for key, value in tree.items():
+        name = f"{prefix}.{key}"
+        if key in ("size", "nfiles"):
+            return name
+        if found := run_cache_blind(value, name):
+            return found
+    return ""
 
 def overlay(data: dict, section: str, path: Path) -> dict:
     """What the chosen profile changes in `section`, checked not to touch the DAG's keys."""

@@ -28,7 +28,7 @@ LOSS = Path("reports/generator/loss.csv")
 
 
 def run() -> str:
-    cfg = params("generator", required=("seed", "size", "conditions", "samples"))
+    cfg = params("generator", required=("seed", "sizes", "conditions", "samples"))
     whole(cfg["seed"], "generator.seed", minimum=0)
     prompts = params("prompts", required=("quality", "locations", "scenes"))
     model = params("synthesize", required=("model",))["model"]

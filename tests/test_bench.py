@@ -106,7 +106,7 @@ def write_smoke_generator(folder: Path, words: list[str], **size) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = params["profiles"]["smoke"]["generator"]
     generator = {**params["generator"], **smoke, "samples": 1,
-                 "size": {**params["generator"]["size"], **smoke["size"], **size},
+                 "sizes": {**params["generator"]["sizes"], **smoke["sizes"], **size},
                  "conditions": {word: params["generator"]["conditions"][word] for word in words}}  # fmt: skip
     (folder / "params.yaml").write_text(yaml.safe_dump({"generator": generator, "prompts": params["prompts"],
                                                         "synthesize": {"model": "models/generator-depth"}},

@@ -31,7 +31,7 @@ PARAMS = {
                 "rare_exclude": [], "negative": ""},
     "generator": {"seed": 0, "samples": 1,
                   "conditions": {"sunny": {"condition": "clear"}, "fog/mist": {"condition": "fog"}},
-                  "size": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2, "unet_steps": 2,
+                  "sizes": {"images": 4, "height": 16, "width": 32, "batch": 4, "vae_steps": 2, "unet_steps": 2,
                            "depth_steps": 2, "lr": 0.001, "unet": [8, 16],
                            "unet_attention": [True, False], "vae": [8, 16], "vae_attention": False, "text_width": 32,
                            "text_layers": 1, "train_text": True}},

@@ -41,7 +41,7 @@ PARAMS = {
         "conditions": {"sunny": {"condition": "clear"},
                        "fog/mist": {"condition": "fog", "params": {"visibility": [30, 60]}},
                        "stormy": {"condition": "rain", "params": {"darkness": [0.35, 0.5]}}},
-        "size": TINY,
+        "sizes": TINY,
         "samples": 2,
     },
     "synthesize": {"model": "models/generator-depth"},
@@ -113,7 +113,7 @@ def test_vae_training_lowers_the_reconstruction_loss():
 
 @pytest.mark.parametrize("train_text", [True, False])
 def test_text_encoder_trains_only_when_asked(train_text):
-    """generator.size.train_text: the UNet phase updates the text encoder with the UNet, or leaves it as built (as
+    """generator.sizes.train_text: the UNet phase updates the text encoder with the UNet, or leaves it as built (as
     Stable Diffusion keeps CLIP's); the UNet learns either way."""
     items = corpus(8)
     components = build_components(Size(**TINY).architecture(), seed=0)
@@ -260,8 +260,8 @@ def _with(path: tuple[str, ...], value) -> dict:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        pytest.param(("generator", "size", "steps"), 10, ["params.yaml generator.size", "unknown key 'steps'",
-                                                          "generator.size takes: images"], id="unknown-size-key"),
+        pytest.param(("generator", "sizes", "steps"), 10, ["params.yaml generator.sizes", "unknown key 'steps'",
+                                                          "generator.sizes takes: images"], id="unknown-size-key"),
         pytest.param(("generator", "conditions", "hail"), {"condition": "hail"},
                      ["generator.conditions.hail", "unknown condition 'hail'", "use one of: clear, fog"],
                      id="unknown-world-condition"),
@@ -271,14 +271,14 @@ def _with(path: tuple[str, ...], value) -> dict:
         pytest.param(("generator", "conditions", "fog/mist", "params"), {"visibility": 80},
                      ["fog parameter 'visibility' must be a range [low, high], got 80", "visibility: [25.0, 60.0]"],
                      id="parameter-not-a-range"),
-        pytest.param(("generator", "size", "height"), 30,
-                     ["generator.size", "30x64", "multiples of 8"], id="indivisible-size"),
+        pytest.param(("generator", "sizes", "height"), 30,
+                     ["generator.sizes", "30x64", "multiples of 8"], id="indivisible-size"),
         pytest.param(("generator", "samples"), 0, ["generator.samples", "not a positive integer"], id="no-samples"),
-        pytest.param(("generator", "size", "unet_attention"), [True], ["generator.size.unet_attention",
+        pytest.param(("generator", "sizes", "unet_attention"), [True], ["generator.sizes.unet_attention",
                      "[True] is not one true/false per UNet level", "a list of 2 booleans"], id="attention-levels"),
-        pytest.param(("generator", "size", "vae_attention"), "no", ["generator.size.vae_attention",
+        pytest.param(("generator", "sizes", "vae_attention"), "no", ["generator.sizes.vae_attention",
                      "'no' is not true or false"], id="vae-attention-not-a-flag"),
-        pytest.param(("generator", "size", "train_text"), 1, ["generator.size.train_text",
+        pytest.param(("generator", "sizes", "train_text"), 1, ["generator.sizes.train_text",
                      "1 is not true or false"], id="train-text-not-a-flag"),
     ],
 )  # fmt: skip

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dvc.utils import dict_sha256
+from dvc_data.hashfile.meta import Meta
 
 from pipeline.det.config import METHODS as DET_METHODS
 from pipeline.errors import InputError
@@ -17,7 +19,7 @@ from pipeline.prompts import check as check_prompts
 from pipeline.seg.config import METHODS as SEG_METHODS
 from pipeline.synthesis import check as synthesis_settings
 from pipeline.training.settings import load_settings as train_settings
-from stages import params
+from stages import params, run_cache_blind
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -79,6 +81,26 @@ def test_unknown_profile_and_missing_section_entry_name_the_fix(tmp_path):
     with pytest.raises(InputError, match=r"(?s)profiles.small.*no `train` entry.*add `train: \{\}`"):
         params("train", path=_write(tmp_path, _project("small", small={"data": {}})))
 
+
+def test_a_params_key_that_dvcs_run_cache_drops_is_refused(tmp_path):
+    """DVC's run-cache hashes a stage without its params keys named 'size' or 'nfiles', so two runs that differ only
+    there share a run-cache entry (`dvc exp run -S generator.size.unet_steps=1600` once restored the default
+    generator); dgsynth refuses such a key, in a section or in a profile's changes."""
+    lock = {"cmd": "dgsynth generator", "params": {"params.yaml": {"generator": {"size": {"unet_steps": 400}}}}}
+    other = {**lock, "params": {"params.yaml": {"generator": {"size": {"unet_steps": 1600}}}}}
+    assert dict_sha256(lock, exclude=[Meta.PARAM_SIZE, Meta.PARAM_NFILES]) == dict_sha256(
+        other, exclude=[Meta.PARAM_SIZE, Meta.PARAM_NFILES])  # the DVC behaviour this guards against
+    project = _project("small", small={"data": {}, "train": {"common": {"nfiles": 3}}})
+    project["data"]["world"]["size"] = 4
+    with pytest.raises(InputError, match=r"(?s)data\.world\.size.*run-cache.*fix: rename the key"):
+        params("data", path=_write(tmp_path, project))
+    with pytest.raises(InputError, match=r"train\.common\.nfiles"):
+        params("train", path=_write(tmp_path, project))
+    assert params("train", path=_write(tmp_path, _project("small", small={"data": {}, "train": {}})))
+
+
+def test_the_shipped_params_have_no_key_the_run_cache_drops():
+    assert run_cache_blind(SHIPPED, "params") == ""
 
 def test_every_shipped_profile_names_every_section_dvc_reads():
     assert {"data", "train", "det", "synthesize", "evaluate"} <= set(SECTIONS)

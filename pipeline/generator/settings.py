@@ -14,7 +14,7 @@ HEADS = 1
 
 @dataclass(frozen=True)
 class Size:
-    """How much to train, at which size: `generator.size`."""
+    """How much to train, at which size: `generator.sizes`."""
 
     images: int  # corpus images
     height: int
@@ -62,14 +62,14 @@ class Condition:
 
 
 def load_size(cfg: dict) -> Size:
-    """`generator.size`, checked for its keys and for sizes the model can work at."""
-    where = "params.yaml generator.size"
-    spec = cfg["size"]
+    """`generator.sizes`, checked for its keys and for sizes the model can work at."""
+    where = "params.yaml generator.sizes"
+    spec = cfg["sizes"]
     if not isinstance(spec, dict):
         raise InputError(where, f"{spec!r} is not a mapping", "see the README for its keys")
-    check_keys(spec, [f.name for f in fields(Size)], where, "generator.size")
+    check_keys(spec, [f.name for f in fields(Size)], where, "generator.sizes")
     for field in fields(Size):
-        key = f"generator.size.{field.name}"
+        key = f"generator.sizes.{field.name}"
         if field.name == "lr":
             number(spec["lr"], key, positive=True)
         elif field.name in ("vae_attention", "train_text"):
@@ -78,7 +78,7 @@ def load_size(cfg: dict) -> Size:
             value, levels = spec[field.name], len(spec["unet"])
             if not isinstance(value, list) or len(value) != levels or not all(isinstance(v, bool) for v in value):
                 raise InputError(f"params.yaml {key}", f"{value!r} is not one true/false per UNet level",
-                                 f"set {key} to a list of {levels} booleans, one per generator.size.unet level")  # fmt: skip
+                                 f"set {key} to a list of {levels} booleans, one per generator.sizes.unet level")  # fmt: skip
         elif field.name in ("unet", "vae"):
             if not isinstance(spec[field.name], list) or not spec[field.name]:
                 raise InputError(f"params.yaml {key}", f"{spec[field.name]!r} is not a list of channel counts",
