@@ -108,7 +108,8 @@ def main() -> None:
     print(f"text encoder states after the word, relative spread: {args.models[0]} {encoders['trained']:.3f}, "
           f"a fresh encoder {encoders['fresh']:.3f}")  # fmt: skip
     report = {"command": "python bench/captions.py", "count": args.count, "models": args.models,
-              "generator": {"seed": cfg["seed"], "sizes": cfg["sizes"]}, "rows": rows, "text_encoder_spread": encoders,
+              "corpus": {"seed": cfg["seed"], "images": size.images, "height": size.height, "width": size.width},
+              "rows": rows, "text_encoder_spread": encoders,
               "seconds": round(time.perf_counter() - start, 1), "commit": commit(), "machine": machine()}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

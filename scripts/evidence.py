@@ -1,13 +1,14 @@
 """Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
 ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), naive, DRSF and DIDEX on images made
-at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method at three
-seeds on a schedule three times the default's (seg-900-iters: 900 iterations, where source-only's validation curve
-has flattened, bench/schedule.py); for detection the default at three seeds (det-3seeds: segmentation only trains
-the filter's source-only model). Each run leaves its `reports/metrics.json` (means and population stds over the
-seeds, per domain and target mean) as `<run>.json` and its task's per-seed scores (`reports/<task>/scores.csv`) as
-`<run>-scores.csv`; then seg-variants.json puts every changed method beside the full method of seg-3seeds.json, as
-rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr, didex-strength-0.9, diga-augment), and the aims are checked
-(`aims`) on each run of every method (seg-3seeds, seg-900-iters).
+at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method at three seeds
+on a schedule three times the default's (seg-900-iters: 900 iterations, where source-only's validation curve has
+flattened, bench/schedule.py), and naive and DRSF on a generator whose text-to-image UNet trains four times as long,
+where it follows its captions (seg-unet-1600, bench/captions.py); for detection the default at three seeds
+(det-3seeds: segmentation only trains the filter's source-only model). Each run leaves its `reports/metrics.json`
+(means and population stds over the seeds, per domain and target mean) as `<run>.json` and its task's per-seed
+scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`; then seg-variants.json puts every changed method beside
+the full method of seg-3seeds.json, as rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr, didex-strength-0.9,
+diga-augment), and the aims are checked (`aims`) on each run of every method (seg-3seeds, seg-900-iters).
 
 Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
 in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,

@@ -57,9 +57,10 @@ def test_variants_put_each_changed_method_beside_the_full_one(tmp_path):
             run = {"source": scores(10.0), **{m: scores(20.0 + i) for i, m in enumerate(methods)}}
             (tmp_path / f"{name}.json").write_text(json.dumps({"seg": run}))
     table = variants(tmp_path)["seg"]
-    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment", "drsf",
-                           "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter", "drsf-strength-0.9", "drsf-augment",
-                           "didex", "didex-strength-0.9", "didex-augment", "diga", "diga-augment"]
+    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment",
+                           "naive-unet-1600", "drsf", "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter",
+                           "drsf-strength-0.9", "drsf-augment", "drsf-unet-1600", "didex", "didex-strength-0.9",
+                           "didex-augment", "diga", "diga-augment"]
     assert table["drsf"] == full["drsf"] and table["didex"] == full["didex"]
     assert table["drsf-no-dfdr"]["target_mean"]["mIoU"] == 20.0
     assert table["drsf-no-filter"]["target_mean"]["mIoU"] == 21.0
