@@ -53,6 +53,7 @@ def run_cache_blind(tree, prefix: str) -> str:
             return found
     return ""
 
+
 def overlay(data: dict, section: str, path: Path) -> dict:
     """What the chosen profile changes in `section`, checked not to touch the DAG's keys."""
     if "profile" not in data:
