@@ -39,6 +39,11 @@ from pipeline.sd import build_components
 OUT = Path("reports/bench/captions.json")
 
 
+def mean_colour(images) -> np.ndarray:
+    """The mean RGB of uint8 H x W x 3 `images` (a list or an N x H x W x 3 array)."""
+    return np.stack(images).reshape(-1, 3).mean(0)
+
+
 def fidelity(means: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict:
     """Per-word mean colours `means` against the corpus's `truth`: relative spread and correlation."""
     words = list(truth)
@@ -78,16 +83,13 @@ def main() -> None:
     corpus = build_corpus(cfg["seed"], size.images, size.height, size.width, conditions, words,
                           workers=os.cpu_count() or 1)  # fmt: skip
     labels = np.array(corpus.conditions)
-    truth = {c.word: corpus.images[labels == c.word].reshape(-1, 3).mean(0) for c in conditions}
+    truth = {c.word: mean_colour(corpus.images[labels == c.word]) for c in conditions}
     prompts = {c.word: corpus.captions[corpus.conditions.index(c.word)] for c in conditions}
 
     text = load(StableDiffusionPipeline, args.models[0])
     depth = load(StableDiffusionDepth2ImgPipeline, args.models[1], depth_estimator=None, feature_extractor=None)
     streets, depths = held_out(cfg["seed"], args.count, size.height, size.width)
     starts = [Image.fromarray(street) for street in streets]
-
-    def mean_colour(images: list[np.ndarray]) -> np.ndarray:
-        return np.stack(images).reshape(-1, 3).mean(0)
 
     kinds = {"text-to-image": lambda prompt: generate(text, prompt, args.count, cfg["seed"],
                                                       height=size.height, width=size.width)}  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +18,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from numpy._core._multiarray_umath import __cpu_features__
 
 from pipeline.domains import build_domain
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench(script: str, *args: str, cwd: Path = ROOT) -> str:
-    """stdout of `python bench/<script> args`, run from `cwd` (the project root, where it reads params.yaml); a
-    failure fails the test with its output."""
+def bench(script: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> str:
+    """stdout of `python bench/<script> args`, run from `cwd` (the project root, where it reads params.yaml) with
+    `env` (default: this process's); a failure fails the test with its output."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+                          text=True, timeout=600, env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -77,14 +75,10 @@ def test_schedule_refuses_fewer_images_than_a_batch() -> None:
     assert done.returncode == 2 and "--images 3 is less than a batch of 4 images: no iteration" in done.stderr
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not __cpu_features__.get("AVX2"),
-                    reason="OpenBLAS's AVX2 kernel needs an x86-64 CPU with AVX2")  # fmt: skip
+@pytest.mark.openblas_avx2
 def test_world_bits_finds_no_difference_under_openblas_avx2_kernel(tmp_path: Path) -> None:
     """Under the kernel the fixed order is written after, np.convolve's tile draws the same images."""
-    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "world_bits.py"), "--images", "2"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    bench("world_bits.py", "--images", "2", cwd=tmp_path, env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"})
     result = json.loads((tmp_path / "reports/bench/world_bits.json").read_text())
     assert result["total"] == {"images": 12, "images_differing": 0, "pixels_differing": 0}
 
@@ -112,6 +106,7 @@ def write_smoke_generator(folder: Path, words: list[str], **size) -> None:
                                                         "synthesize": {"model": "models/generator-depth"}},
                                                        sort_keys=False))  # fmt: skip
 
+
 def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) -> None:
     write_smoke_generator(tmp_path, ["sunny", "fog/mist"])
     table = bench("profile_generator.py", "--steps", "1", "--warmup", "1", "--op-steps", "1", "--images", "8",
@@ -128,7 +123,6 @@ def test_profile_generator_times_each_phase_of_the_stage_code(tmp_path: Path) ->
         assert row["operators"] and row["operators"][0]["seconds"] >= row["operators"][-1]["seconds"] > 0
     assert "aten::convolution_backward" in [op["operator"] for op in result["phases"]["vae"]["operators"]]
     assert result["samples_seconds"] > 0 and "sample sheets (1 images per condition, 2 conditions)" in table
-
 
 
 def test_captions_scores_a_generator_per_caption_word(tmp_path: Path, monkeypatch) -> None:
@@ -155,6 +149,7 @@ def test_captions_scores_a_generator_per_caption_word(tmp_path: Path, monkeypatc
     for row in result["rows"].values():
         assert list(row["mean_rgb"]) == ["sunny", "rain", "winter"] and row["relative_spread"] >= 0
     assert result["text_encoder_spread"]["fresh"] > 0 and "depth-to-image 0.5" in table
+
 
 def test_repro_timings_from_a_stamped_log(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "bench"))

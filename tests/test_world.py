@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy._core._multiarray_umath import __cpu_features__
 
 from pipeline.labels import CLASSES, IGNORE, TRAIN_ID
 from pipeline.world import CONDITIONS, render
@@ -131,8 +129,7 @@ def test_blur_rows_is_numpys_convolution(taps, length):
     np.testing.assert_allclose(blur_rows(rows, kernel), expected, rtol=0, atol=1e-5)  # the same up to sum order
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not __cpu_features__.get("AVX2"),
-                    reason="OpenBLAS's AVX2 kernel needs an x86-64 CPU with AVX2")  # fmt: skip
+@pytest.mark.openblas_avx2
 def test_blur_rows_has_the_bits_of_openblas_avx2_kernel():
     """With numpy's OpenBLAS forced to its AVX2 ("Haswell") kernel, np.convolve gives blur_rows' bits exactly."""
     code = """
