@@ -1,14 +1,15 @@
-"""Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
-ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), naive, DRSF and DIDEX on images made
-at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method at three seeds
-on a schedule three times the default's (seg-900-iters: 900 iterations, where source-only's validation curve has
-flattened, bench/schedule.py), and naive and DRSF on a generator whose text-to-image UNet trains four times as long,
-where it follows its captions (seg-unet-1600, bench/captions.py); for detection the default at three seeds
-(det-3seeds: segmentation only trains the filter's source-only model). Each run leaves its `reports/metrics.json`
-(means and population stds over the seeds, per domain and target mean) as `<run>.json` and its task's per-seed
-scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`; then seg-variants.json puts every changed method beside
-the full method of seg-3seeds.json, as rows `<method>` and `<method>-<run>` (e.g. drsf-no-dfdr, didex-strength-0.9,
-diga-augment), and the aims are checked (`aims`) on each run of every method (seg-3seeds, seg-900-iters).
+"""Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds and its
+ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter); for detection the default at three
+seeds (det-3seeds: segmentation only trains the filter's source-only model). The runs named `*-unet-400*` were made
+with the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
+(bench/captions.py): every method and detection at three seeds, the same ablations, naive, DRSF and DIDEX on images
+made at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method on a
+schedule three times the default's (900 iterations, where source-only's validation curve has flattened,
+bench/schedule.py). Each run leaves its `reports/metrics.json` (means and population stds over the seeds, per domain
+and target mean) as `<run>.json` and its task's per-seed scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`;
+then seg-variants.json puts every changed method beside the full method of seg-3seeds.json, as rows
+`<method>-<change>` (e.g. drsf-no-dfdr), seg-unet-400-variants.json does the same for the previous generator's runs
+beside seg-unet-400.json (e.g. didex-strength-0.9), and the aims are checked (`aims`) on each run of every method.
 
 Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
 in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,
@@ -39,25 +40,35 @@ from pipeline.report.tables import load_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = {"train.seeds": [0, 1, 2], "det.seeds": []}  # detection has its own run
+DET = {"train.seeds": [0], "train.methods": [], "det.seeds": [0, 1, 2]}
+UNET_400 = {"generator.sizes.unet_steps": 400}  # the default until the generator was seen to ignore its captions
 RUNS = {
-    "det-3seeds": {"train.seeds": [0], "train.methods": [], "det.seeds": [0, 1, 2]},
+    "det-3seeds": DET,
     "seg-3seeds": SEEDS,
     "seg-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False},
     "seg-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False},
     "seg-no-filter": {**SEEDS, "train.methods": ["naive", "drsf"], "filter.enabled": False},
+    # the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
+    # (bench/captions.py), and what was measured with it
+    "det-unet-400": {**DET, **UNET_400},
+    "seg-unet-400": {**SEEDS, **UNET_400},
+    "seg-unet-400-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False, **UNET_400},
+    "seg-unet-400-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False, **UNET_400},
+    "seg-unet-400-no-filter": {**SEEDS, "train.methods": ["naive", "drsf"], "filter.enabled": False, **UNET_400},
     # DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
-    "seg-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9},
+    "seg-unet-400-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9,
+                                  **UNET_400},  # fmt: skip
     # source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
     # does synthetic data add anything to it?
-    "seg-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True},
-    # the generator's text-to-image UNet trained four times as long (1,600 steps), where it follows its captions
-    # (bench/captions.py): do pseudo-domains that differ help naive and DRSF?
-    "seg-unet-1600": {**SEEDS, "train.methods": ["naive", "drsf"], "generator.sizes.unet_steps": 1600},
+    "seg-unet-400-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"],
+                             "train.common.augment": True, **UNET_400},  # fmt: skip
     # every method trained three times as long: the default's 300 iterations stop before source-only converges
-    "seg-900-iters": {**SEEDS, "train.common.iters": 900},
+    "seg-unet-400-900-iters": {**SEEDS, "train.common.iters": 900, **UNET_400},
 }
-FULL = "seg-3seeds"  # the variants' reference
-FULLS = (FULL, "seg-900-iters")  # the runs of every method, each with its own table and aims
+FULL = "seg-3seeds"  # the reference of the variants named seg-<change>
+PREVIOUS = "seg-unet-400"  # the reference of those named seg-unet-400-<change>
+FULLS = (FULL, PREVIOUS, "seg-unet-400-900-iters")  # the runs of every method, each with its own table and aims
+VARIANTS = {FULL: "seg-variants.json", PREVIOUS: "seg-unet-400-variants.json"}  # each reference's table of variants
 BASELINES = ("source", "source_aug")  # every other method of a run trains on synthetic images too
 
 
@@ -82,7 +93,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="*", help=f"some of: {', '.join(RUNS)} (default: all)")
     parser.add_argument("--worktree", type=Path, default=ROOT.parent / "dgsynth-evidence")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "evidence", help="folder of the runs' files")
-    parser.add_argument("--aims", action="store_true", help="only print the aims' check of seg-3seeds.json")
+    parser.add_argument("--aims", action="store_true", help="only print the aims' check of the full runs' files")
     args = parser.parse_args()
     out = args.out.resolve()
     if args.aims:
@@ -112,8 +123,9 @@ def main() -> None:
         shutil.copyfile(tree / "reports" / "metrics.json", out / f"{name}.json")
         shutil.copyfile(tree / "reports" / name.split("-")[0] / "scores.csv", out / f"{name}-scores.csv")
         print(f"{name}: {out / f'{name}.json'} in {time.perf_counter() - start:.0f} s", flush=True)
-    if (out / f"{FULL}.json").is_file():
-        (out / "seg-variants.json").write_text(json.dumps(variants(out), indent=1) + "\n")
+    for full, table in VARIANTS.items():
+        if (out / f"{full}.json").is_file():
+            (out / table).write_text(json.dumps(variants(out, full), indent=1) + "\n")
     print_aims(out)
 
 
@@ -165,20 +177,27 @@ def aims(seg: dict) -> list[str]:
             f"drsf - naive = {gap:+.1f}, two stds {spread:.1f}: {verdict[gap > spread]}"]  # fmt: skip
 
 
-def variants(out: Path) -> dict:
-    """Source-only, then each changed method of the runs made so far after the full method's row, in
-    seg-3seeds.json's order."""
-    full = load_metrics(out / f"{FULL}.json")["seg"]
+def reference(name: str) -> str:
+    """The full run a variant is compared with: the one made with the same generator."""
+    return PREVIOUS if name.startswith(f"{PREVIOUS}-") else FULL
+
+
+def variants(out: Path, full: str) -> dict:
+    """Source-only, then each changed method of the variants of `full` made so far after the full method's row,
+    in the full run's order, as rows `<method>-<change>`."""
+    reference_rows = load_metrics(out / f"{full}.json")["seg"]
+    prefix = f"{PREVIOUS}-" if full == PREVIOUS else "seg-"
     changed = {}
     for name in RUNS:
-        if name.startswith("seg-") and name not in FULLS and (out / f"{name}.json").is_file():
+        made = (out / f"{name}.json").is_file()
+        if made and name.startswith("seg-") and name not in FULLS and reference(name) == full:
             for method, scores in load_metrics(out / f"{name}.json")["seg"].items():
-                if method != "source":
-                    changed.setdefault(method, {})[f"{method}-{name.removeprefix('seg-')}"] = scores
-    table = {"source": full["source"]}
-    for method in full:
+                if method not in BASELINES:
+                    changed.setdefault(method, {})[f"{method}-{name.removeprefix(prefix)}"] = scores
+    table = {"source": reference_rows["source"]}
+    for method in reference_rows:
         if method in changed:
-            table |= {method: full[method], **changed[method]}
+            table |= {method: reference_rows[method], **changed[method]}
     return {"seg": table}
 
 

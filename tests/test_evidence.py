@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evidence import FULL, FULLS, RUNS, aims, forget_missing, set_params, variants  # noqa: E402
+from evidence import FULL, FULLS, PREVIOUS, RUNS, aims, forget_missing, set_params, variants  # noqa: E402
 
 
 def scores(miou: float) -> dict:
@@ -36,34 +36,41 @@ def test_set_params_changes_nested_keys_and_keeps_the_rest(tmp_path):
     assert params["filter"] == {"enabled": True}
 
 
-def test_the_long_run_trains_every_method_three_times_as_long(tmp_path):
+def test_the_previous_generators_long_run_trains_every_method_three_times_as_long(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  methods: [naive, drsf]\n  seeds: [0]\n  common: {iters: 300, lr: 0.0006}\n"
-                    "det: {seeds: [0]}\n")  # fmt: skip
-    set_params(path, RUNS[FULLS[1]])
+                    "det: {seeds: [0]}\ngenerator: {sizes: {unet_steps: 1600, lr: 0.001}}\n")  # fmt: skip
+    set_params(path, RUNS["seg-unet-400-900-iters"])
     params = yaml.safe_load(path.read_text())
     assert params["train"] == {"methods": ["naive", "drsf"], "seeds": [0, 1, 2], "common": {"iters": 900, "lr": 0.0006}}
     assert params["det"]["seeds"] == []
+    assert params["generator"] == {"sizes": {"unet_steps": 400, "lr": 0.001}}
 
 
-def test_variants_put_each_changed_method_beside_the_full_one(tmp_path):
-    full = {"source": scores(10.0), "naive": scores(11.0), "drsf": scores(12.0), "didex": scores(13.0),
-            "diga": scores(14.0)}
+def test_variants_put_each_changed_method_beside_the_full_one_of_the_same_generator(tmp_path):
+    full = {"source": scores(10.0), "source_aug": scores(10.5), "naive": scores(11.0), "drsf": scores(12.0),
+            "didex": scores(13.0), "diga": scores(14.0)}  # fmt: skip
+    previous = {method: scores(value - 5.0) for method, value in (("source", 15.0), ("source_aug", 15.5),
+                                                                  ("naive", 16.0), ("drsf", 17.0), ("didex", 18.0),
+                                                                  ("diga", 19.0))}  # fmt: skip
     (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
-    (tmp_path / f"{FULLS[1]}.json").write_text(json.dumps({"seg": {m: scores(30.0) for m in full}}))
+    (tmp_path / f"{PREVIOUS}.json").write_text(json.dumps({"seg": previous}))
     for name in RUNS:
         if name.startswith("seg-") and name not in FULLS:
             methods = RUNS[name]["train.methods"]
             run = {"source": scores(10.0), **{m: scores(20.0 + i) for i, m in enumerate(methods)}}
             (tmp_path / f"{name}.json").write_text(json.dumps({"seg": run}))
-    table = variants(tmp_path)["seg"]
-    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment",
-                           "naive-unet-1600", "drsf", "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter",
-                           "drsf-strength-0.9", "drsf-augment", "drsf-unet-1600", "didex", "didex-strength-0.9",
-                           "didex-augment", "diga", "diga-augment"]
-    assert table["drsf"] == full["drsf"] and table["didex"] == full["didex"]
+    table = variants(tmp_path, FULL)["seg"]
+    assert list(table) == ["source", "naive", "naive-no-filter", "drsf", "drsf-no-dfdr", "drsf-no-mdsf",
+                           "drsf-no-filter"]  # fmt: skip
+    assert table["source"] == full["source"] and table["drsf"] == full["drsf"]
     assert table["drsf-no-dfdr"]["target_mean"]["mIoU"] == 20.0
     assert table["drsf-no-filter"]["target_mean"]["mIoU"] == 21.0
+    table = variants(tmp_path, PREVIOUS)["seg"]
+    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment", "drsf",
+                           "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter", "drsf-strength-0.9", "drsf-augment",
+                           "didex", "didex-strength-0.9", "didex-augment", "diga", "diga-augment"]  # fmt: skip
+    assert table["source"] == previous["source"] and table["didex"] == previous["didex"]
     assert table["didex-strength-0.9"]["target_mean"]["mIoU"] == 22.0
 
 
@@ -84,7 +91,7 @@ def test_a_run_not_made_yet_is_left_out(tmp_path):
     full = {m: scores(10.0) for m in ("source", "naive", "drsf", "didex", "diga")}
     (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
     (tmp_path / "seg-no-dfdr.json").write_text(json.dumps({"seg": {"source": scores(10.0), "drsf": scores(9.0)}}))
-    assert list(variants(tmp_path)["seg"]) == ["source", "drsf", "drsf-no-dfdr"]
+    assert list(variants(tmp_path, FULL)["seg"]) == ["source", "drsf", "drsf-no-dfdr"]
 
 
 # Two stages: `same` writes the same bytes on every machine, `differs` bytes that depend on the machine (MACHINE).
