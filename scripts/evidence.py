@@ -42,19 +42,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = {"train.seeds": [0, 1, 2], "det.seeds": []}  # detection has its own run
 DET = {"train.seeds": [0], "train.methods": [], "det.seeds": [0, 1, 2]}
 UNET_400 = {"generator.sizes.unet_steps": 400}  # the default until the generator was seen to ignore its captions
+ABLATIONS = {  # DRSF without each of its parts, naive and DRSF without the filter
+    "no-dfdr": {"train.methods": ["drsf"], "train.drsf.use_dfdr": False},
+    "no-mdsf": {"train.methods": ["drsf"], "train.drsf.use_mdsf": False},
+    "no-filter": {"train.methods": ["naive", "drsf"], "filter.enabled": False},
+}
 RUNS = {
     "det-3seeds": DET,
     "seg-3seeds": SEEDS,
-    "seg-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False},
-    "seg-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False},
-    "seg-no-filter": {**SEEDS, "train.methods": ["naive", "drsf"], "filter.enabled": False},
+    **{f"seg-{name}": {**SEEDS, **change} for name, change in ABLATIONS.items()},
     # the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
     # (bench/captions.py), and what was measured with it
     "det-unet-400": {**DET, **UNET_400},
     "seg-unet-400": {**SEEDS, **UNET_400},
-    "seg-unet-400-no-dfdr": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_dfdr": False, **UNET_400},
-    "seg-unet-400-no-mdsf": {**SEEDS, "train.methods": ["drsf"], "train.drsf.use_mdsf": False, **UNET_400},
-    "seg-unet-400-no-filter": {**SEEDS, "train.methods": ["naive", "drsf"], "filter.enabled": False, **UNET_400},
+    **{f"seg-unet-400-{name}": {**SEEDS, **change, **UNET_400} for name, change in ABLATIONS.items()},
     # DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
     "seg-unet-400-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9,
                                   **UNET_400},  # fmt: skip
