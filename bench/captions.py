@@ -30,6 +30,7 @@ import yaml
 from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 from provenance import commit, machine
+from tqdm import tqdm
 
 from pipeline.generator.corpus import build_corpus, held_out
 from pipeline.generator.samples import generate, load
@@ -97,8 +98,13 @@ def main() -> None:
         kinds[f"depth-to-image {strength}"] = lambda prompt, s=strength: generate(
             depth, prompt, args.count, cfg["seed"], image=starts, depth_map=torch.from_numpy(depths), strength=s)
     rows = {"corpus": fidelity(truth, truth)}
-    for kind, make in kinds.items():
-        rows[kind] = fidelity({word: mean_colour(make(prompt)) for word, prompt in prompts.items()}, truth)
+    with tqdm(total=len(kinds) * len(prompts), desc="generate", unit="word") as bar:
+        for kind, make in kinds.items():
+            means = {}
+            for word, prompt in prompts.items():
+                means[word] = mean_colour(make(prompt))
+                bar.update()
+            rows[kind] = fidelity(means, truth)
     alike = [f"{prompts[conditions[0].word].rsplit(', ', 1)[0]}, {c.word}" for c in conditions]
     fresh = build_components(size.architecture(), cfg["seed"])["text_encoder"]
     encoders = {"trained": text_spread(text.text_encoder, text.tokenizer, alike),
