@@ -178,23 +178,25 @@ def aims(seg: dict) -> list[str]:
             f"drsf - naive = {gap:+.1f}, two stds {spread:.1f}: {verdict[gap > spread]}"]  # fmt: skip
 
 
-def reference(name: str) -> str:
-    """The full run a variant is compared with: the one made with the same generator."""
-    return PREVIOUS if name.startswith(f"{PREVIOUS}-") else FULL
+def reference(name: str) -> tuple[str, str]:
+    """The full run a variant `seg-<change>` or `seg-unet-400-<change>` is compared with (the one made with the same
+    generator), and its change."""
+    if name.startswith(f"{PREVIOUS}-"):
+        return PREVIOUS, name.removeprefix(f"{PREVIOUS}-")
+    return FULL, name.removeprefix("seg-")
 
 
 def variants(out: Path, full: str) -> dict:
     """Source-only, then each changed method of the variants of `full` made so far after the full method's row,
     in the full run's order, as rows `<method>-<change>`."""
     reference_rows = load_metrics(out / f"{full}.json")["seg"]
-    prefix = f"{PREVIOUS}-" if full == PREVIOUS else "seg-"
     changed = {}
     for name in RUNS:
-        made = (out / f"{name}.json").is_file()
-        if made and name.startswith("seg-") and name not in FULLS and reference(name) == full:
+        of, change = reference(name)
+        if of == full and name.startswith("seg-") and name not in FULLS and (out / f"{name}.json").is_file():
             for method, scores in load_metrics(out / f"{name}.json")["seg"].items():
                 if method not in BASELINES:
-                    changed.setdefault(method, {})[f"{method}-{name.removeprefix(prefix)}"] = scores
+                    changed.setdefault(method, {})[f"{method}-{change}"] = scores
     table = {"source": reference_rows["source"]}
     for method in reference_rows:
         if method in changed:
