@@ -1,11 +1,11 @@
-"""Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds and its
-ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter); for detection the default at three
-seeds (det-3seeds: segmentation only trains the filter's source-only model). The runs named `*-unet-400*` were made
-with the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
-(bench/captions.py): every method and detection at three seeds, the same ablations, naive, DRSF and DIDEX on images
-made at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method on a
-schedule three times the default's (900 iterations, where source-only's validation curve has flattened,
-bench/schedule.py). Each run leaves its `reports/metrics.json` (means and population stds over the seeds, per domain
+"""Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
+ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), every synthetic-data method with
+source_aug's augmentation, and every method on a schedule three times the default's (900 iterations, where
+source-only's validation curve has flattened, bench/schedule.py); for detection the default at three seeds
+(det-3seeds: segmentation only trains the filter's source-only model). The runs named `*-unet-400*` were made with
+the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
+(bench/captions.py): the same runs, and naive, DRSF and DIDEX on images made at DIDEX's strength 0.9.
+Each run leaves its `reports/metrics.json` (means and population stds over the seeds, per domain
 and target mean) as `<run>.json` and its task's per-seed scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`;
 then seg-variants.json puts every changed method beside the full method of seg-3seeds.json, as rows
 `<method>-<change>` (e.g. drsf-no-dfdr), seg-unet-400-variants.json does the same for the previous generator's runs
@@ -47,10 +47,16 @@ ABLATIONS = {  # DRSF without each of its parts, naive and DRSF without the filt
     "no-mdsf": {"train.methods": ["drsf"], "train.drsf.use_mdsf": False},
     "no-filter": {"train.methods": ["naive", "drsf"], "filter.enabled": False},
 }
+# source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
+# does synthetic data add anything to it?
+AUGMENT = {"train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True}
+LONGER = {"train.common.iters": 900}  # the default's 300 iterations stop before source-only converges
 RUNS = {
     "det-3seeds": DET,
     "seg-3seeds": SEEDS,
     **{f"seg-{name}": {**SEEDS, **change} for name, change in ABLATIONS.items()},
+    "seg-augment": {**SEEDS, **AUGMENT},
+    "seg-900-iters": {**SEEDS, **LONGER},  # every method trained three times as long
     # the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
     # (bench/captions.py), and what was measured with it
     "det-unet-400": {**DET, **UNET_400},
@@ -59,16 +65,13 @@ RUNS = {
     # DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
     "seg-unet-400-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9,
                                   **UNET_400},  # fmt: skip
-    # source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
-    # does synthetic data add anything to it?
-    "seg-unet-400-augment": {**SEEDS, "train.methods": ["naive", "drsf", "didex", "diga"],
-                             "train.common.augment": True, **UNET_400},  # fmt: skip
-    # every method trained three times as long: the default's 300 iterations stop before source-only converges
-    "seg-unet-400-900-iters": {**SEEDS, "train.common.iters": 900, **UNET_400},
+    "seg-unet-400-augment": {**SEEDS, **AUGMENT, **UNET_400},
+    "seg-unet-400-900-iters": {**SEEDS, **LONGER, **UNET_400},
 }
 FULL = "seg-3seeds"  # the reference of the variants named seg-<change>
 PREVIOUS = "seg-unet-400"  # the reference of those named seg-unet-400-<change>
-FULLS = (FULL, PREVIOUS, "seg-unet-400-900-iters")  # the runs of every method, each with its own table and aims
+# the runs of every method, each with its own table and aims
+FULLS = (FULL, PREVIOUS, "seg-900-iters", "seg-unet-400-900-iters")
 VARIANTS = {FULL: "seg-variants.json", PREVIOUS: "seg-unet-400-variants.json"}  # each reference's table of variants
 BASELINES = ("source", "source_aug")  # every other method of a run trains on synthetic images too
 
