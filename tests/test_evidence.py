@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +37,16 @@ def test_set_params_changes_nested_keys_and_keeps_the_rest(tmp_path):
     assert params["filter"] == {"enabled": True}
 
 
-def test_the_previous_generators_long_run_trains_every_method_three_times_as_long(tmp_path):
+@pytest.mark.parametrize("run, steps", [("seg-900-iters", 1600), ("seg-unet-400-900-iters", 400)])
+def test_the_long_runs_train_every_method_three_times_as_long_with_their_generator(tmp_path, run, steps):
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  methods: [naive, drsf]\n  seeds: [0]\n  common: {iters: 300, lr: 0.0006}\n"
                     "det: {seeds: [0]}\ngenerator: {sizes: {unet_steps: 1600, lr: 0.001}}\n")  # fmt: skip
-    set_params(path, RUNS["seg-unet-400-900-iters"])
+    set_params(path, RUNS[run])
     params = yaml.safe_load(path.read_text())
     assert params["train"] == {"methods": ["naive", "drsf"], "seeds": [0, 1, 2], "common": {"iters": 900, "lr": 0.0006}}
     assert params["det"]["seeds"] == []
-    assert params["generator"] == {"sizes": {"unet_steps": 400, "lr": 0.001}}
+    assert params["generator"] == {"sizes": {"unet_steps": steps, "lr": 0.001}}
 
 
 def test_variants_put_each_changed_method_beside_the_full_one_of_the_same_generator(tmp_path):
