@@ -8,7 +8,7 @@ Every output line of `dvc repro` is stamped with the time it arrived (`<unix sec
 `.dgsynth/repro.log`; a stage's time runs from its "Running stage" line to the next one (or the end), and a progress
 bar's time is the elapsed time tqdm last printed for it at its total (the generator's corpus rendering and training
 phases, the synthesis, the training runs). Stages are also summed by kind (data, generator, synthesize, filter,
-segmentation and detection training, evaluate, other). Prints a table and writes reports/bench/repro.json (or
+segmentation and detection training, scoring, evaluate, other). Prints a table and writes reports/bench/repro.json (or
 `--out`). Run it alone on the machine: anything beside it slows the stages it overlaps.
 """
 
@@ -31,7 +31,8 @@ LOG = Path(".dgsynth/repro.log")
 STAGE = re.compile(r"Running stage '([^']+)'")
 BAR = re.compile(r"([\w@/. -]+): +\d+%\|[^|]*\| *(\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<")
 KINDS = (("data", "data"), ("generator", "generator"), ("synthesize", "synthesize"), ("filter", "filter"),
-         ("train", "segmentation training"), ("det", "detection training"), ("evaluate", "evaluate"))  # fmt: skip
+         ("train", "segmentation training"), ("det", "detection training"), ("score", "scoring"),
+         ("evaluate", "evaluate"))  # fmt: skip
 
 
 def run_stamped(force: bool, log: Path) -> list[tuple[float, str]]:

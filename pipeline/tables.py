@@ -20,25 +20,6 @@ from pipeline.atomic import atomic_path
 TARGET_MEAN = "target_mean"
 
 
-def score_runs(scorer, runs: list[tuple[str, int, Path]], manifests: dict[str, Path], batch: int, gallery: int,
-               value: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, list]]]:  # fmt: skip
-    """Score every (method, seed, model folder) of `runs` on every domain's manifest with `scorer(folder)` (a task's
-    evaluate function): the score table, the per-class table (the column `value` per class) and, per domain and method, the
-    first seed's first `gallery` predictions (no entry for a domain without any: `gallery` 0 draws none)."""
-    rows, per_class, kept = [], [], {}
-    first_seed = runs[0][1] if runs else None
-    for method, seed, folder in runs:
-        evaluate = scorer(folder)
-        for domain, manifest in manifests.items():
-            result = evaluate(manifest, batch, gallery if seed == first_seed else 0, f"{method}-s{seed} on {domain}")
-            rows.append(dict(method=method, seed=seed, domain=domain, **result.scores))
-            per_class += [dict(method=method, seed=seed, domain=domain, **{"class": c, value: v})
-                          for c, v in result.per_class.items()]  # fmt: skip
-            if result.kept:
-                kept.setdefault(domain, {})[method] = result.kept
-    return pd.DataFrame(rows), pd.DataFrame(per_class), kept
-
-
 def with_target_mean(scores: pd.DataFrame, targets: list[str], columns: list[str]) -> pd.DataFrame:
     """The score rows plus a `target_mean` row per (method, seed): the mean of `columns` over the `targets`."""
     means = scores[scores["domain"].isin(targets)].groupby(["method", "seed"], sort=False)[columns].mean()

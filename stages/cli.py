@@ -19,10 +19,10 @@ def _fail(error: InputError) -> None:
     raise typer.Exit(2)
 
 
-def _run(stage: str) -> None:
-    """Run `stages.<stage>.run()` and print what it returns (a short summary of what was written)."""
+def _run(stage: str, *args) -> None:
+    """Run `stages.<stage>.run(*args)` and print what it returns (a short summary of what was written)."""
     try:
-        typer.echo(importlib.import_module(f"stages.{stage}").run())
+        typer.echo(importlib.import_module(f"stages.{stage}").run(*args))
     except InputError as error:
         _fail(error)
 
@@ -79,17 +79,22 @@ def train(
     task: str = typer.Option("seg", help="seg (segmentation, params `train`) or det (detection, params `det`)"),
 ) -> None:
     """Train one model into models/TASK/METHOD-sSEED; resumes an interrupted run."""
-    from stages import train as stage
+    _run("train", method, seed, task)
 
-    try:
-        typer.echo(stage.run(method, seed, task))
-    except InputError as error:
-        _fail(error)
+
+@app.command()
+def score(
+    method: str = typer.Argument(..., help="a trained model's method: source or one of `train.methods`/`det.methods`"),
+    seed: int = typer.Option(0, help="the model's seed"),
+    task: str = typer.Option("seg", help="seg (segmentation) or det (detection)"),
+) -> None:
+    """Score the model in models/TASK/METHOD-sSEED on every evaluated domain into reports/scores/TASK/."""
+    _run("score", method, seed, task)
 
 
 @app.command()
 def evaluate() -> None:
-    """Score every trained model on every domain: reports/metrics.json, reports/seg/ tables, heatmap and gallery."""
+    """Gather every model's scores: reports/metrics.json, and per task tables, a heatmap and galleries."""
     _run("evaluate")
 
 

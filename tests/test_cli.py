@@ -194,8 +194,8 @@ def test_help_lists_the_subcommands():
     assert result.exit_code == 0
     # one row per command, in rich's box ("│ data  Build ...") or click's plain list ("  data  Build ...")
     commands = re.findall(r"^(?:│ | {2})(\w+) {2,}\S", result.stdout, re.MULTILINE)
-    assert commands == ["data", "gallery", "prompts", "generator", "synthesize", "filter", "train", "evaluate", "report",
-                        "doctor"]
+    assert commands == ["data", "gallery", "prompts", "generator", "synthesize", "filter", "train", "score", "evaluate",
+                        "report", "doctor"]
 
 
 

@@ -86,7 +86,7 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path):
     first = _run(repo, "dvc", "repro")
     assert {"data@src", "gallery", "prompts", "generator", "synthesize", "train-source@0", "filter", "train@naive-0",
-            "det-source@0", "det@drsf-0", "evaluate"} <= _ran(first)
+            "det-source@0", "det@drsf-0", *SCORED, "evaluate"} <= _ran(first)
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics["seg"]) == {"source", "naive"} and set(metrics["seg"]["source"]) == {"src", "fog", "target_mean"}
     assert 0 <= metrics["seg"]["naive"]["fog"]["mIoU"] <= 100
@@ -103,8 +103,13 @@ def test_repro_builds_then_is_a_no_op_then_rebuilds_only_what_changed(repo: Path
     _set(repo, "data", "domains", {**PARAMS["data"]["domains"], "fog": {**PARAMS["data"]["domains"]["fog"],
                                                                       "splits": {"val": 3}}})  # fmt: skip
     third = _run(repo, "dvc", "repro")
-    assert _ran(third) == {"data@fog", "gallery", "evaluate", "report"}
+    assert _ran(third) == {"data@fog", "gallery", *SCORED, "evaluate", "report"}  # every model on the new fog
     assert len(pd.read_parquet(repo / "data/domains/fog/val.parquet")) == 3
+
+
+SCORED = {"score-source@0", "score@naive-0", "score-det-source@0", "score-det@drsf-0"}  # one stage per model
+# the paired runs, which read the synthetic images, and their scores: the source-only models stay
+RETRAINED = {"train@naive-0", "det@drsf-0", "score@naive-0", "score-det@drsf-0"}
 
 
 def _ran(output: str) -> set[str]:
@@ -122,7 +127,7 @@ def test_synthesis_back_to_old_settings_comes_from_the_run_cache(repo: Path):
     first = pd.read_parquet(repo / "data/synthetic/train.parquet")
     assert len(first) == 4 and (repo / "data/synthetic/shard-00001.parquet").is_file()
     _set(repo, "synthesize", "steps", 3)
-    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", "train@naive-0", "det@drsf-0", "evaluate", "report"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"synthesize", "filter", *RETRAINED, "evaluate", "report"}
     assert not pd.read_parquet(repo / "data/synthetic/train.parquet")["sha256"].equals(first["sha256"])
     _set(repo, "synthesize", "steps", 2)
     back = _run(repo, "dvc", "repro")
@@ -140,6 +145,19 @@ def test_filter_ablation_keeps_everything_and_retrains_only_the_paired_runs(repo
     layout = json.loads((repo / "reports/synthesize/layout.json").read_text())["layout"]  # a DVC metric
     assert layout["images"] == 4 and set(layout["conditions"]) == set(counts.index) and layout["real_miou"] >= 0
     _set(repo, "filter", "enabled", False)
-    assert _ran(_run(repo, "dvc", "repro")) == {"filter", "train@naive-0", "det@drsf-0", "evaluate", "report"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"filter", *RETRAINED, "evaluate", "report"}
     assert len(pd.read_parquet(repo / "data/filtered/kept.parquet")) == 4
     _set(repo, "filter", "enabled", True)
+
+
+def test_a_one_method_change_retrains_and_rescores_that_model_alone(repo: Path):
+    _run(repo, "dvc", "repro")
+    before = json.loads((repo / "reports/metrics.json").read_text())
+    _set(repo, "det", "drsf", {"image_levels": [2]})
+    ran = _ran(_run(repo, "dvc", "repro"))  # and the report, unless the tiny detector's scores stayed the same
+    assert ran - {"report"} == {"det@drsf-0", "score-det@drsf-0", "evaluate"}
+    after = json.loads((repo / "reports/metrics.json").read_text())
+    assert after["seg"] == before["seg"] and after["det"]["source"] == before["det"]["source"]  # gathered, not rescored
+    _set(repo, "det", "drsf", {"image_levels": [3]})
+    assert not _ran(_run(repo, "dvc", "repro"))  # back: every stage from the run-cache
+    assert json.loads((repo / "reports/metrics.json").read_text()) == before

@@ -60,7 +60,8 @@ def test_a_run_writes_no_absolute_path_and_no_token(tmp_path, monkeypatch):
     Path("params.yaml").write_text(yaml.safe_dump({**PARAMS, "det": {**PARAMS["det"], "methods": []}}))
     for args in (["data", "src", "--workers", "1"], ["data", "fog", "--workers", "1"], ["gallery"], ["prompts"],
                  ["generator"], ["synthesize"], ["train", "source"], ["filter"], ["train", "naive"],
-                 ["train", "source", "--task", "det"], ["evaluate"]):  # fmt: skip
+                 ["train", "source", "--task", "det"], ["score", "source"], ["score", "naive"],
+                 ["score", "source", "--task", "det"], ["evaluate"]):  # fmt: skip
         result = dgsynth(*args)
         assert result.exit_code == 0, f"{args}: {result.output}"
     outputs = [p for folder in ("data", "models", "reports") for p in Path(folder).rglob("*") if p.is_file()]

@@ -15,6 +15,7 @@ from test_dvc import PARAMS
 # imported here, before CliRunner swaps stderr: the libraries' import-time warnings and log handlers (transformers,
 # diffusers) would otherwise land in one case's stderr and keep a stream that a later case finds closed
 import stages.evaluate  # noqa: F401
+import stages.score  # noqa: F401
 import stages.filter  # noqa: F401
 import stages.synthesize  # noqa: F401
 from pipeline.manifest import write_manifest
@@ -47,6 +48,7 @@ def manifest(path: str) -> None:
 SEG_INPUTS = ("data/domains/src/train.parquet",)
 PAIRED_INPUTS = (*SEG_INPUTS, "data/synthetic/train.parquet")
 KEPT_INPUTS = (*SEG_INPUTS, "data/filtered/kept.parquet")
+EVALUATED = ("data/domains/src/val.parquet", "data/domains/fog/val.parquet")
 
 CASES = [
     # stage arguments, params edits, inputs present, what the error names (first line), what its fix says
@@ -94,14 +96,18 @@ CASES = [
     (["train", "source", "--task", "det"], {"det.common.lr": 0}, SEG_INPUTS, "det.common.lr", "positive number"),
     (["train", "drsf", "--task", "det"], {"det.common.batch": 3}, SEG_INPUTS, "det.common.batch", "use e.g. 4"),
     (["train", "source", "--task", "det"], {}, (), "data/domains/src/train.parquet", "dvc repro"),
-    (["evaluate"], {"evaluate.batch": "abc"}, (), "evaluate.batch", "whole number"),
-    (["evaluate"], {"evaluate.gallery": -1}, (), "evaluate.gallery", "whole number"),
+    (["score", "source"], {"evaluate.batch": "abc"}, (), "evaluate.batch", "whole number"),
+    (["score", "source"], {"evaluate.gallery": -1}, (), "evaluate.gallery", "whole number"),
+    (["score", "source"], {"evaluate.split": 3}, (), "evaluate.split", "split name"),
+    (["score", "source", "--task", "both"], {}, (), "--task", "use seg or det"),
+    (["score", "source"], {}, (), "data/domains/src/val.parquet", "dvc repro"),
+    (["score", "naive", "--task", "det"], {}, EVALUATED, "models/det/naive-s0/model.pth",
+     "trains the models"),  # score before train
     (["evaluate"], {"evaluate.split": 3}, (), "evaluate.split", "split name"),
-    (["evaluate"], {"train.seeds": "abc"}, (), "train.seeds", "list of whole numbers"),
-    (["evaluate"], {"det.methods": "drsf"}, (), "det.methods", "list"),
+    (["evaluate"], {"train.seeds": "abc"}, EVALUATED, "train.seeds", "list of whole numbers"),
+    (["evaluate"], {"det.methods": "drsf"}, EVALUATED, "det.methods", "list"),
     (["evaluate"], {}, (), "data/domains/src/val.parquet", "dvc repro"),
-    (["evaluate"], {}, ("data/domains/src/val.parquet", "data/domains/fog/val.parquet"),
-     "models/seg/source-s0/model.pth", "trains the models"),  # evaluate before train
+    (["evaluate"], {}, EVALUATED, "reports/scores/seg/source-s0", "scores the models"),  # evaluate before score
 ]  # fmt: skip
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -52,7 +54,8 @@ DET = {("source", 0, "src"): 40.0, ("source", 0, "fog"): 20.0, ("source", 0, "ni
 
 
 def _stub_scorer(values: dict, task: str):
-    """A scorer (see `tables.score_runs`) that answers `values` for the run in the folder and the manifest's domain."""
+    """A scorer (see `pipeline.scores.score`) that answers `values` for the run in the folder and the manifest's
+    domain."""
 
     def scorer(folder: Path):
         method, seed = folder.name.rsplit("-s", 1)
@@ -69,8 +72,9 @@ def _stub_scorer(values: dict, task: str):
 
 @pytest.fixture
 def evaluated(tmp_path, monkeypatch) -> Path:
-    """`dgsynth evaluate` over two seeds of source-only models per task, scored by stubs, in a tmp project."""
-    from stages import evaluate
+    """`dgsynth score` of two seeds of source-only models per task, scored by stubs, then `dgsynth evaluate`, in a tmp
+    project."""
+    from stages import evaluate, score
 
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text(yaml.safe_dump({
@@ -80,13 +84,13 @@ def evaluated(tmp_path, monkeypatch) -> Path:
     for domain in ("src", "fog", "night"):
         row = dict(id="0", image="0.png", label="0.png", depth=None, boxes=[], dataset="d", domain=domain, city="x",
                    condition="clear", split="val", width=1, height=1, sha256="")  # fmt: skip
-        write_manifest([row], evaluate.DOMAINS / domain / "val.parquet")
+        write_manifest([row], score.DOMAINS / domain / "val.parquet")
+    monkeypatch.setattr(score, "scorer", lambda task: _stub_scorer(SEG if task == "seg" else DET, task))
     for task, seed in itertools.product(("seg", "det"), (0, 1)):
         (Path("models") / task / f"source-s{seed}").mkdir(parents=True)
         (Path("models") / task / f"source-s{seed}" / "model.pth").touch()
-    tasks = {task: (section, _stub_scorer(SEG if task == "seg" else DET, task), *rest)
-             for task, (section, _, *rest) in evaluate.TASKS.items()}  # fmt: skip
-    monkeypatch.setattr(evaluate, "TASKS", tasks)
+        score.run("source", seed, task)
+    assert score.run("source", 1, "det") == "wrote reports/scores/det/source-s1: mAP50 src 44.0, fog 21.0, night 9.0"
     assert evaluate.run() == "wrote reports/metrics.json: target-mean mIoU source 18.5; target-mean mAP50 source 12.5"
     return tmp_path
 
@@ -121,3 +125,26 @@ def test_evaluate_writes_the_convention_in_metrics_json_and_every_csv(evaluated)
         truth = SEG if task == "seg" else DET
         assert {(r["method"], r["seed"], r["domain"]): r[value] for r in per_class.to_dict("records")} == truth
         assert list(Path(f"reports/{task}/gallery").iterdir()) == []  # evaluate.gallery 0: the folder, no sheets
+
+
+def test_a_models_scores_come_back_exactly_with_its_kept_predictions(tmp_path):
+    """What a `score` stage writes is what `evaluate` reads: floats to the bit (NaN where a class is absent), label
+    maps and a detector's (boxes, scores, labels), in order, per domain; and nothing in the files depends on when."""
+    from pipeline import scores
+
+    table = pd.DataFrame({"domain": ["src", "fog"], "mIoU": [1 / 3, 2 / 7], "aAcc": [0.1 + 0.2, 90.0]})
+    per_class = pd.DataFrame({"domain": ["src", "src"], "class": ["road", "sky"], "IoU": [1 / 7, float("nan")]})
+    maps = [np.arange(12, dtype=np.uint8).reshape(3, 4) + i for i in range(12)]  # 12: "10" sorts before "2"
+    boxes = [(np.full((n, 4), 1.5, np.float32), np.linspace(0, 1, n, dtype=np.float32), np.arange(n)) for n in (0, 3)]
+    scores.write(tmp_path / "run", table, per_class, {"src": maps, "fog": boxes})
+    table_back, per_class_back, kept = scores.read(tmp_path / "run")
+    pd.testing.assert_frame_equal(table_back, table)
+    pd.testing.assert_frame_equal(per_class_back, per_class)
+    assert sorted(kept) == ["fog", "src"] and len(kept["src"]) == 12 and len(kept["fog"]) == 2
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(kept["src"], maps))
+    for found, expected in zip(kept["fog"], boxes):
+        assert isinstance(found, tuple) and len(found) == 3
+        assert all(np.array_equal(a, b) and a.dtype == b.dtype and a.shape == b.shape for a, b in zip(found, expected))
+    assert sorted(p.name for p in (tmp_path).iterdir()) == ["run"]  # no temporary folder left beside it
+    for archive in (tmp_path / "run/kept").iterdir():  # no date in the archives: scored again, the same bytes
+        assert {entry.date_time for entry in zipfile.ZipFile(archive).infolist()} == {(1980, 1, 1, 0, 0, 0)}

@@ -94,6 +94,6 @@ def evaluate(model, scale: tuple[int, int], classes: list[str], manifest: Path, 
 
 
 def scorer(folder: Path):
-    """evaluate(manifest, batch, keep, desc) -> Detections of the detector in `folder` (`pipeline.tables.score_runs`)."""
+    """evaluate(manifest, batch, keep, desc) -> Detections of the detector in `folder` (`pipeline.scores.score`)."""
     model, scale, classes = load_detector(folder)
     return lambda manifest, batch, keep, desc: evaluate(model, scale, classes, manifest, batch, keep, desc)

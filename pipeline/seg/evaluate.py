@@ -89,6 +89,6 @@ def evaluate(model, scale: tuple[int, int], manifest: Path, batch: int = 8, keep
 
 
 def scorer(folder: Path):
-    """evaluate(manifest, batch, keep, desc) -> Scores of the model in `folder` (`pipeline.tables.score_runs`)."""
+    """evaluate(manifest, batch, keep, desc) -> Scores of the model in `folder` (`pipeline.scores.score`)."""
     model, scale = load_model(folder)
     return lambda manifest, batch, keep, desc: evaluate(model, scale, manifest, batch, keep, desc)
