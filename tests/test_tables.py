@@ -148,3 +148,16 @@ def test_a_models_scores_come_back_exactly_with_its_kept_predictions(tmp_path):
     assert sorted(p.name for p in (tmp_path).iterdir()) == ["run"]  # no temporary folder left beside it
     for archive in (tmp_path / "run/kept").iterdir():  # no date in the archives: scored again, the same bytes
         assert {entry.date_time for entry in zipfile.ZipFile(archive).infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_evaluate_refuses_scores_of_a_domain_no_longer_evaluated(evaluated):
+    from pipeline.errors import InputError
+    from stages import evaluate
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    Path("params.yaml").write_text(yaml.safe_dump({**params, "data": {"source": "src", "targets": ["fog"]}}))
+    before = Path("reports/metrics.json").read_bytes()
+    with pytest.raises(InputError) as error:
+        evaluate.run()
+    assert error.value.where == str(Path("reports/scores/seg/source-s0")) and "night" in error.value.problem
+    assert "dvc repro" in error.value.fix and Path("reports/metrics.json").read_bytes() == before
