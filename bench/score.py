@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from convert import run as timed
 from provenance import commit, machine
 
 OUT = Path("reports/bench/score.json")
@@ -41,13 +40,6 @@ def project(root: Path) -> Path:
     return root
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    """Seconds `command` took in `cwd`; fails as it fails."""
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -58,10 +50,12 @@ def main() -> None:
             for method in ["source", *params[section]["methods"]] for seed in params[section]["seeds"]]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         one, per_model = project(Path(tmp) / "one"), project(Path(tmp) / "per-model")
-        loop = f"from stages import score\nfor task, method, seed in {runs!r}:\n    print(score.run(method, seed, task))"
+        loop = f"from stages import score\nfor task, method, seed in {runs!r}:\n    score.run(method, seed, task)"
         whole = timed([sys.executable, "-c", loop], one)
-        each = {f"{task}/{method}-s{seed}": timed([str(BIN / "dgsynth"), "score", method, "--seed", str(seed),
-                                                   "--task", task], per_model) for task, method, seed in runs}  # fmt: skip
+        each = {}
+        for task, method, seed in runs:
+            command = [str(BIN / "dgsynth"), "score", method, "--seed", str(seed), "--task", task]
+            each[f"{task}/{method}-s{seed}"] = timed(command, per_model)
         gather = timed([str(BIN / "dgsynth"), "evaluate"], per_model)
         same = files(one / "reports/scores") == files(per_model / "reports/scores")
     stages = sum(each.values()) + gather

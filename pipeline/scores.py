@@ -64,9 +64,12 @@ def write(folder: Path, scores: pd.DataFrame, per_class: pd.DataFrame, kept: dic
         per_class.to_parquet(tmp / "per_class.parquet", index=False)
         (tmp / "kept").mkdir()
         for domain, items in kept.items():  # key "i" for an array, "i_j" for part j of a tuple
-            arrays = {f"{i}_{j}": part for i, item in enumerate(items) if isinstance(item, tuple)
-                      for j, part in enumerate(item)}  # fmt: skip
-            arrays |= {str(i): item for i, item in enumerate(items) if not isinstance(item, tuple)}
+            arrays = {}
+            for i, item in enumerate(items):
+                if isinstance(item, tuple):
+                    arrays |= {f"{i}_{j}": part for j, part in enumerate(item)}
+                else:
+                    arrays[str(i)] = item
             with zipfile.ZipFile(tmp / "kept" / f"{domain}.npz", "w") as archive:  # np.load's format, no dates
                 for key, array in arrays.items():
                     entry = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
