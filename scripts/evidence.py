@@ -1,15 +1,15 @@
 """Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
 ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), every synthetic-data method with
 source_aug's augmentation, and every method on a schedule three times the default's (900 iterations, where
-source-only's validation curve has flattened, bench/schedule.py); for detection the default at three seeds
+source-only's validation curve has flattened, bench/schedule.py) with the same ablations; for detection the default at three seeds
 (det-3seeds: segmentation only trains the filter's source-only model). The runs named `*-unet-400*` were made with
 the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
 (bench/captions.py): the same runs, and naive, DRSF and DIDEX on images made at DIDEX's strength 0.9.
 Each run leaves its `reports/metrics.json` (means and population stds over the seeds, per domain
 and target mean) as `<run>.json` and its task's per-seed scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`;
 then seg-variants.json puts every changed method beside the full method of seg-3seeds.json, as rows
-`<method>-<change>` (e.g. drsf-no-dfdr), seg-unet-400-variants.json does the same for the previous generator's runs
-beside seg-unet-400.json (e.g. didex-strength-0.9), and the aims are checked (`aims`) on each run of every method.
+`<method>-<change>` (e.g. drsf-no-dfdr), seg-900-iters-variants.json and seg-unet-400-variants.json do the same for
+the long schedule's runs and the previous generator's (e.g. didex-strength-0.9), and the aims are checked (`aims`) on each run of every method.
 
 Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
 in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,
@@ -57,6 +57,7 @@ RUNS = {
     **{f"seg-{name}": {**SEEDS, **change} for name, change in ABLATIONS.items()},
     "seg-augment": {**SEEDS, **AUGMENT},
     "seg-900-iters": {**SEEDS, **LONGER},  # every method trained three times as long
+    **{f"seg-900-iters-{name}": {**SEEDS, **change, **LONGER} for name, change in ABLATIONS.items()},
     # the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
     # (bench/captions.py), and what was measured with it
     "det-unet-400": {**DET, **UNET_400},
@@ -72,7 +73,8 @@ FULL = "seg-3seeds"  # the reference of the variants named seg-<change>
 PREVIOUS = "seg-unet-400"  # the reference of those named seg-unet-400-<change>
 # the runs of every method, each with its own table and aims
 FULLS = (FULL, PREVIOUS, "seg-900-iters", "seg-unet-400-900-iters")
-VARIANTS = {FULL: "seg-variants.json", PREVIOUS: "seg-unet-400-variants.json"}  # each reference's table of variants
+VARIANTS = {FULL: "seg-variants.json", PREVIOUS: "seg-unet-400-variants.json",
+            "seg-900-iters": "seg-900-iters-variants.json"}  # each reference's table of variants
 BASELINES = ("source", "source_aug")  # every other method of a run trains on synthetic images too
 
 
@@ -182,11 +184,13 @@ def aims(seg: dict) -> list[str]:
 
 
 def reference(name: str) -> tuple[str, str]:
-    """The full run a variant `seg-<change>` or `seg-unet-400-<change>` is compared with (the one made with the same
-    generator), and its change."""
-    if name.startswith(f"{PREVIOUS}-"):
-        return PREVIOUS, name.removeprefix(f"{PREVIOUS}-")
-    return FULL, name.removeprefix("seg-")
+    """The full run a variant `<full run>-<change>` is compared with (the one made with the same generator and
+    schedule; the longest such name: seg-900-iters-no-dfdr is seg-900-iters's), or seg-3seeds for `seg-<change>`,
+    and its change."""
+    full = max((f for f in VARIANTS if name.startswith(f"{f}-")), key=len, default=None)
+    if full is None:
+        return FULL, name.removeprefix("seg-")
+    return full, name.removeprefix(f"{full}-")
 
 
 def variants(out: Path, full: str) -> dict:
