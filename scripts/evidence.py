@@ -1,15 +1,16 @@
 """Make the committed evidence, reports/evidence/*.json: for segmentation the default profile at three seeds, its
-ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), every synthetic-data method with
-source_aug's augmentation, and every method on a schedule three times the default's (900 iterations, where
-source-only's validation curve has flattened, bench/schedule.py) with the same ablations; for detection the default at three seeds
-(det-3seeds: segmentation only trains the filter's source-only model). The runs named `*-unet-400*` were made with
-the previous default generator, whose text-to-image UNet trained 400 steps and draws every caption word alike
-(bench/captions.py): the same runs, and naive, DRSF and DIDEX on images made at DIDEX's strength 0.9.
+ablations (DRSF without DFDR, without MDSF, naive and DRSF without the filter), naive, DRSF and DIDEX on images made
+at DIDEX's strength 0.9, every synthetic-data method with source_aug's augmentation, and every method on a schedule
+three times the default's (900 iterations, where source-only's validation curve has flattened, bench/schedule.py)
+with the same ablations; for detection the default at three seeds (det-3seeds: segmentation only trains the
+filter's source-only model). The runs named `*-unet-400*` were made with the previous default generator, whose
+text-to-image UNet trained 400 steps and draws every caption word alike (bench/captions.py): the same runs.
 Each run leaves its `reports/metrics.json` (means and population stds over the seeds, per domain
 and target mean) as `<run>.json` and its task's per-seed scores (`reports/<task>/scores.csv`) as `<run>-scores.csv`;
 then seg-variants.json puts every changed method beside the full method of seg-3seeds.json, as rows
 `<method>-<change>` (e.g. drsf-no-dfdr), seg-900-iters-variants.json and seg-unet-400-variants.json do the same for
-the long schedule's runs and the previous generator's (e.g. didex-strength-0.9), and the aims are checked (`aims`) on each run of every method.
+the long schedule's runs and the previous generator's (e.g. didex-strength-0.9), and the aims are checked (`aims`)
+on each run of every method.
 
 Each run is what `dvc exp run -S key=value ...` does (params.yaml changed, `dvc repro evaluate`), one after the other
 in a scratch git worktree of HEAD that shares this project's DVC cache, so the stages already in dvc.lock (the data,
@@ -47,6 +48,8 @@ ABLATIONS = {  # DRSF without each of its parts, naive and DRSF without the filt
     "no-mdsf": {"train.methods": ["drsf"], "train.drsf.use_mdsf": False},
     "no-filter": {"train.methods": ["naive", "drsf"], "filter.enabled": False},
 }
+# DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
+STRENGTH = {"train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9}
 # source_aug's augmentation for every method (source-only too, so the filter's reference model changes with it):
 # does synthetic data add anything to it?
 AUGMENT = {"train.methods": ["naive", "drsf", "didex", "diga"], "train.common.augment": True}
@@ -55,6 +58,7 @@ RUNS = {
     "det-3seeds": DET,
     "seg-3seeds": SEEDS,
     **{f"seg-{name}": {**SEEDS, **change} for name, change in ABLATIONS.items()},
+    "seg-strength-0.9": {**SEEDS, **STRENGTH},
     "seg-augment": {**SEEDS, **AUGMENT},
     "seg-900-iters": {**SEEDS, **LONGER},  # every method trained three times as long
     **{f"seg-900-iters-{name}": {**SEEDS, **change, **LONGER} for name, change in ABLATIONS.items()},
@@ -63,9 +67,7 @@ RUNS = {
     "det-unet-400": {**DET, **UNET_400},
     "seg-unet-400": {**SEEDS, **UNET_400},
     **{f"seg-unet-400-{name}": {**SEEDS, **change, **UNET_400} for name, change in ABLATIONS.items()},
-    # DIDEX's strength with SD 2 depth, against the default's 0.3 (chosen for the layout on the source val split)
-    "seg-unet-400-strength-0.9": {**SEEDS, "train.methods": ["naive", "drsf", "didex"], "synthesize.strength": 0.9,
-                                  **UNET_400},  # fmt: skip
+    "seg-unet-400-strength-0.9": {**SEEDS, **STRENGTH, **UNET_400},
     "seg-unet-400-augment": {**SEEDS, **AUGMENT, **UNET_400},
     "seg-unet-400-900-iters": {**SEEDS, **LONGER, **UNET_400},
 }

@@ -64,9 +64,9 @@ def test_variants_put_each_changed_method_beside_the_full_one_of_the_same_genera
             run = {"source": scores(10.0), **{m: scores(20.0 + i) for i, m in enumerate(methods)}}
             (tmp_path / f"{name}.json").write_text(json.dumps({"seg": run}))
     table = variants(tmp_path, FULL)["seg"]
-    assert list(table) == ["source", "naive", "naive-no-filter", "naive-augment", "drsf", "drsf-no-dfdr",
-                           "drsf-no-mdsf", "drsf-no-filter", "drsf-augment", "didex", "didex-augment", "diga",
-                           "diga-augment"]  # fmt: skip
+    assert list(table) == ["source", "naive", "naive-no-filter", "naive-strength-0.9", "naive-augment", "drsf",
+                           "drsf-no-dfdr", "drsf-no-mdsf", "drsf-no-filter", "drsf-strength-0.9", "drsf-augment",
+                           "didex", "didex-strength-0.9", "didex-augment", "diga", "diga-augment"]  # fmt: skip
     assert table["source"] == full["source"] and table["drsf"] == full["drsf"]
     assert table["drsf-no-dfdr"]["target_mean"]["mIoU"] == 20.0
     assert table["drsf-no-filter"]["target_mean"]["mIoU"] == 21.0
