@@ -73,10 +73,11 @@ RUNS = {
 }
 FULL = "seg-3seeds"  # the reference of the variants named seg-<change>
 PREVIOUS = "seg-unet-400"  # the reference of those named seg-unet-400-<change>
+LONG = "seg-900-iters"  # the reference of those named seg-900-iters-<change>
 # the runs of every method, each with its own table and aims
-FULLS = (FULL, PREVIOUS, "seg-900-iters", "seg-unet-400-900-iters")
+FULLS = (FULL, PREVIOUS, LONG, "seg-unet-400-900-iters")
 VARIANTS = {FULL: "seg-variants.json", PREVIOUS: "seg-unet-400-variants.json",
-            "seg-900-iters": "seg-900-iters-variants.json"}  # each reference's table of variants
+            LONG: "seg-900-iters-variants.json"}  # each reference's table of variants
 BASELINES = ("source", "source_aug")  # every other method of a run trains on synthetic images too
 
 

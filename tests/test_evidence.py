@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evidence import FULL, FULLS, PREVIOUS, RUNS, aims, forget_missing, set_params, variants  # noqa: E402
+from evidence import FULL, FULLS, LONG, PREVIOUS, RUNS, aims, forget_missing, set_params, variants  # noqa: E402
 
 
 def scores(miou: float) -> dict:
@@ -57,7 +57,7 @@ def test_variants_put_each_changed_method_beside_the_full_one_of_the_same_genera
                                                                   ("diga", 19.0))}  # fmt: skip
     (tmp_path / f"{FULL}.json").write_text(json.dumps({"seg": full}))
     (tmp_path / f"{PREVIOUS}.json").write_text(json.dumps({"seg": previous}))
-    (tmp_path / "seg-900-iters.json").write_text(json.dumps({"seg": {m: scores(30.0) for m in full}}))
+    (tmp_path / f"{LONG}.json").write_text(json.dumps({"seg": {m: scores(30.0) for m in full}}))
     for name in RUNS:
         if name.startswith("seg-") and name not in FULLS:
             methods = RUNS[name]["train.methods"]
@@ -76,7 +76,7 @@ def test_variants_put_each_changed_method_beside_the_full_one_of_the_same_genera
                            "didex", "didex-strength-0.9", "didex-augment", "diga", "diga-augment"]  # fmt: skip
     assert table["source"] == previous["source"] and table["didex"] == previous["didex"]
     assert table["didex-strength-0.9"]["target_mean"]["mIoU"] == 22.0
-    table = variants(tmp_path, "seg-900-iters")["seg"]
+    table = variants(tmp_path, LONG)["seg"]
     assert list(table) == ["source", "naive", "naive-no-filter", "drsf", "drsf-no-dfdr", "drsf-no-mdsf",
                            "drsf-no-filter"]  # fmt: skip
     assert table["drsf"]["target_mean"]["mIoU"] == 30.0 and table["drsf-no-mdsf"]["target_mean"]["mIoU"] == 20.0
